@@ -44,7 +44,9 @@ def resource(name: str) -> Path:
     """Path of a shipped resource, verified against resources/SHA256SUMS."""
     path = resources_dir() / name
     if not path.is_file():
-        raise ResourceError(f"missing resource {path} (shipped with the repository; see resources/README.md)")
+        raise ResourceError(
+            f"missing resource {path} (shipped with the repository; see resources/README.md)"
+        )
     expected = _checksums().get(name)
     if expected is None:
         raise ResourceError(f"resource {name} has no entry in {resources_dir() / 'SHA256SUMS'}")
@@ -83,9 +85,12 @@ def load_batch(size: int, seed: int, input_size: int = 32, num_classes: int = 10
     idx = np.sort(np.random.default_rng(seed).choice(len(images), size=size, replace=False))
     x = torch.from_numpy(images[idx]).float().div_(255.0)
     if input_size != x.shape[-1]:
-        x = torch.nn.functional.interpolate(x, size=(input_size, input_size), mode="bilinear",
-                                            antialias=True, align_corners=False)
+        x = torch.nn.functional.interpolate(
+            x, size=(input_size, input_size), mode="bilinear", antialias=True, align_corners=False
+        )
     mean = torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
     x = (x - mean) / std
-    return Batch(x.contiguous(), torch.from_numpy(labels[idx]).long(), seed, tuple(int(i) for i in idx))
+    return Batch(
+        x.contiguous(), torch.from_numpy(labels[idx]).long(), seed, tuple(int(i) for i in idx)
+    )

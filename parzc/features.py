@@ -15,7 +15,9 @@ class FeatureMatrix:
         within the architecture (a constant vector scales to zeros), zero-padded to max_layers.
     aggregates: float64 (n, len(aggregate_names)); raw per-layer sums ("<proxy>") and raw
         network-level proxies ("net:<proxy>"); NaN where a proxy failed.
+    layerwise_raw: float64, same shape, the unscaled per-layer values (NaN and padding as 0).
     onehot: float32 (n, d) operation encoding, or None when not requested.
+    valid: bool (n,), the space's "valid architecture" flag (NB201: the 9,445 Suite-Zero cells).
     """
 
     space: str
@@ -23,11 +25,13 @@ class FeatureMatrix:
     arch_ids: np.ndarray
     proxies: list[str]
     layerwise: np.ndarray
+    layerwise_raw: np.ndarray
     aggregate_names: list[str]
     aggregates: np.ndarray
     onehot: np.ndarray | None
     val_acc: np.ndarray
     test_acc: np.ndarray
+    valid: np.ndarray
 
     def __len__(self) -> int:
         return len(self.arch_ids)
@@ -41,9 +45,11 @@ class FeatureMatrix:
             arch_ids=self.arch_ids[sel],
             proxies=list(self.proxies),
             layerwise=self.layerwise[sel],
+            layerwise_raw=self.layerwise_raw[sel],
             aggregate_names=list(self.aggregate_names),
             aggregates=self.aggregates[sel],
             onehot=None if self.onehot is None else self.onehot[sel],
             val_acc=self.val_acc[sel],
             test_acc=self.test_acc[sel],
+            valid=self.valid[sel],
         )

@@ -17,7 +17,7 @@ class InvalidArchError(ValueError):
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A target dataset of a space: classifier size, proxy-batch input size, and image provenance."""
+    """A target dataset of a space: classifier size, proxy-batch input size, image provenance."""
 
     name: str
     num_classes: int
@@ -48,7 +48,9 @@ class SearchSpace(ABC):
             return self.datasets[name]
         except KeyError:
             known = ", ".join(self.datasets)
-            raise ValueError(f"unknown dataset {name!r} for space {self.name!r}; known: {known}") from None
+            raise ValueError(
+                f"unknown dataset {name!r} for space {self.name!r}; known: {known}"
+            ) from None
 
     @abstractmethod
     def accuracy_table(self) -> pl.DataFrame:
@@ -68,6 +70,10 @@ class SearchSpace(ABC):
     @abstractmethod
     def onehot(self, arch: str) -> np.ndarray:
         """Fixed-length float32 encoding of the architecture's operations."""
+
+    def is_valid(self, arch: str) -> bool:
+        """Whether the arch belongs to the space's published "valid" subset (default: all do)."""
+        return True
 
     def num_archs(self) -> int:
         return self.accuracy_table()["arch_id"].n_unique()

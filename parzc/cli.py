@@ -1,0 +1,115 @@
+"""The `parzc` command line: everything a workflow rule does, callable without Snakemake."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    from parzc.store import Store
+
+    frame = Store(args.results).sql(args.query)
+    if args.format == "csv":
+        sys.stdout.write(frame.write_csv())
+    elif args.format == "json":
+        sys.stdout.write(frame.write_json() + "\n")
+    else:
+        with pl.Config(tbl_rows=args.max_rows, tbl_cols=-1, fmt_str_lengths=60):
+            print(frame)
+    return 0
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from parzc.config import load
+    from parzc.extract import extract_shard, shard_arch_ids
+    from parzc.pipeline import Plan
+
+    plan = Plan(load(args.config))
+    settings = plan.extract_settings(args.space, args.dataset, args.set)
+    ids = shard_arch_ids(args.space, plan.arch_seed(args.space), args.start, args.end)
+    part = (
+        f"space={args.space}/dataset={args.dataset}/set={args.set}/"
+        f"part-{args.start:05d}-{args.end:05d}.parquet"
+    )
+    root = Path(args.results or plan.results)
+    from parzc.extract import ExtractSettings
+
+    summary = extract_shard(
+        ExtractSettings(**settings), ids, root / "features" / part, root / "arch_stats" / part
+    )
+    print(summary)
+    return 0
+
+
+def _cmd_proxy_correlation(args: argparse.Namespace) -> int:
+    from parzc.report import markdown_table, proxy_correlation_table
+    from parzc.store import Store
+
+    print(markdown_table(proxy_correlation_table(Store(args.results), args.space, args.dataset)))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from parzc.proxies import LAYER_PROXIES, NETWORK_PROXIES
+    from parzc.spaces import SPACES, get_space
+
+    for name in SPACES:
+        print(f"space {name}: datasets {', '.join(get_space(name).datasets)}")
+    print("per-layer proxies:", ", ".join(LAYER_PROXIES.names()))
+    print("network-level proxies:", ", ".join(NETWORK_PROXIES.names()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parzc", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sql", help="run a read-only SQL query over the feature store")
+    p.add_argument("query", help="one SELECT over the views features, arch_stats, accuracy")
+    p.add_argument("--results", default="results", help="the pipeline's results folder")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--max-rows", type=int, default=40, help="rows shown in table format")
+    p.set_defaults(func=_cmd_sql)
+
+    p = sub.add_parser("extract", help="extract one shard of the feature store")
+    p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("--space", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--set", required=True, help="feature set name from the config")
+    p.add_argument("--start", type=int, required=True, help="first position of the arch range")
+    p.add_argument("--end", type=int, required=True, help="last position (inclusive)")
+    p.add_argument("--results", help="results folder (default: the config's)")
+    p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser("proxy-correlation", help="rank correlation of aggregate proxies")
+    p.add_argument("--space", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--results", default="results")
+    p.set_defaults(func=_cmd_proxy_correlation)
+
+    p = sub.add_parser("list", help="list search spaces, datasets and proxies")
+    p.set_defaults(func=_cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from parzc.logs import setup_logging
+
+    setup_logging()
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, RuntimeError, FileNotFoundError) as exc:
+        print(f"parzc {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Extract one shard: build each arch, run the shared proxy passes, write Parquet atomically."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+import parzc
+from parzc.config import config_hash
+from parzc.data import load_batch
+from parzc.device import resolve_device
+from parzc.io import write_parquet
+from parzc.proxies import compute_proxies, validate_proxy_names
+from parzc.spaces import get_space
+
+log = logging.getLogger(__name__)
+
+FEATURE_SCHEMA = pa.schema(
+    [
+        ("arch_id", pa.int32()),
+        ("layer", pa.int16()),
+        ("layer_name", pa.dictionary(pa.int32(), pa.string())),
+        ("layer_type", pa.dictionary(pa.int8(), pa.string())),
+        ("proxy", pa.dictionary(pa.int8(), pa.string())),
+        ("value", pa.float64()),
+        ("nan_reason", pa.string()),
+    ]
+)
+ARCH_STATS_SCHEMA = pa.schema(
+    [
+        ("arch_id", pa.int32()),
+        ("proxy", pa.dictionary(pa.int8(), pa.string())),
+        ("value", pa.float64()),
+        ("extract_ms", pa.float64()),
+        ("nan_reason", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    """Everything that determines a shard's values (hashed into its metadata)."""
+
+    space: str
+    dataset: str
+    feature_set: str
+    layer_proxies: tuple[str, ...]
+    network_proxies: tuple[str, ...]
+    batch_size: int = 16
+    batch_seed: int = 0
+    init_seed: int = 0
+    device: str = "auto"
+
+    def digest(self) -> str:
+        fields = asdict(self)
+        fields.pop(
+            "device"
+        )  # values do not depend on where they were computed (within float tolerance)
+        return config_hash(fields)
+
+
+@dataclass
+class ShardSummary:
+    archs: int
+    seconds: float
+    nan_values: int
+    nan_reasons: dict[str, int] = field(default_factory=dict)
+
+
+def arch_order(space: str, seed: int | None) -> np.ndarray:
+    """All arch_ids of `space`, permuted with `seed` (None keeps arch_id order)."""
+    ids = get_space(space).archs()["arch_id"].to_numpy()
+    return ids if seed is None else np.random.default_rng(seed).permutation(ids)
+
+
+def shard_ranges(total: int, shard_size: int) -> list[tuple[int, int]]:
+    """Inclusive (start, end) positions covering `total` archs in shards of `shard_size`."""
+    return [(s, min(s + shard_size, total) - 1) for s in range(0, total, shard_size)]
+
+
+def shard_arch_ids(space: str, seed: int | None, start: int, end: int) -> np.ndarray:
+    order = arch_order(space, seed)
+    if not 0 <= start <= end < len(order):
+        raise ValueError(
+            f"arch range {start}-{end} is out of bounds for {space} "
+            f"({len(order)} architectures: 0-{len(order) - 1})"
+        )
+    return order[start : end + 1]
+
+
+def _init_seed(init_seed: int, arch_id: int) -> int:
+    return (init_seed * 1_000_003 + int(arch_id)) % (2**63)
+
+
+def extract_shard(
+    settings: ExtractSettings,
+    arch_ids: Sequence[int],
+    features_path: str | Path,
+    arch_stats_path: str | Path,
+) -> ShardSummary:
+    """Compute proxies for `arch_ids` and write the per-layer and network-level Parquet files.
+
+    The network-level file always holds an `n_layers` row per arch (its Conv2d/Linear count), so
+    every arch's extraction time is stored even when no network-level proxy is requested.
+    """
+    validate_proxy_names(settings.layer_proxies, settings.network_proxies)
+    space = get_space(settings.space)
+    info = space.dataset(settings.dataset)
+    table = space.archs()
+    known = dict(zip(table["arch_id"].to_list(), table["arch"].to_list(), strict=True))
+    missing = [a for a in arch_ids if int(a) not in known]
+    if missing:
+        raise ValueError(f"arch_ids not in {settings.space}: {missing[:5]}")
+    device = resolve_device(settings.device)
+    batch = load_batch(settings.batch_size, settings.batch_seed, info.input_size).to(device)
+
+    feats: dict[str, list] = {name: [] for name in FEATURE_SCHEMA.names}
+    stats: dict[str, list] = {name: [] for name in ARCH_STATS_SCHEMA.names}
+    reasons: dict[str, int] = {}
+    started = time.perf_counter()
+    for arch_id in arch_ids:
+        arch_id = int(arch_id)
+        t0 = time.perf_counter()
+        torch.manual_seed(_init_seed(settings.init_seed, arch_id))
+        model = space.build(known[arch_id], settings.dataset).to(device)
+        result = compute_proxies(
+            model,
+            batch.images,
+            batch.labels,
+            settings.layer_proxies,
+            settings.network_proxies,
+            info.num_classes,
+            seed=settings.batch_seed,
+        )
+        elapsed_ms = (time.perf_counter() - t0) * 1e3
+        del model
+        for key, reason in result.nan_reasons.items():
+            log.warning("arch %d: %s is NaN: %s", arch_id, key, reason)
+            reasons[key] = reasons.get(key, 0) + 1
+        n_layers = len(result.layers)
+        for proxy in settings.layer_proxies:
+            values = result.per_layer[proxy]
+            reason = result.nan_reasons.get(f"layer:{proxy}")
+            feats["arch_id"].extend([arch_id] * n_layers)
+            feats["layer"].extend(range(n_layers))
+            feats["layer_name"].extend(layer.name for layer in result.layers)
+            feats["layer_type"].extend(layer.type for layer in result.layers)
+            feats["proxy"].extend([proxy] * n_layers)
+            feats["value"].extend(values.tolist())
+            feats["nan_reason"].extend(reason if math.isnan(v) else None for v in values)
+        network = {"n_layers": float(n_layers), **result.network}
+        for proxy, value in network.items():
+            stats["arch_id"].append(arch_id)
+            stats["proxy"].append(proxy)
+            stats["value"].append(value)
+            stats["extract_ms"].append(elapsed_ms)
+            stats["nan_reason"].append(result.nan_reasons.get(f"net:{proxy}"))
+        gc.collect()
+    seconds = time.perf_counter() - started
+    metadata = shard_metadata(settings, batch.indices, device, len(arch_ids))
+    write_parquet(pa.table(feats, schema=FEATURE_SCHEMA), features_path, metadata)
+    write_parquet(pa.table(stats, schema=ARCH_STATS_SCHEMA), arch_stats_path, metadata)
+    nan_values = int(np.isnan(np.asarray(feats["value"], dtype=float)).sum())
+    return ShardSummary(len(arch_ids), seconds, nan_values, reasons)
+
+
+def shard_metadata(
+    settings: ExtractSettings, batch_indices: Sequence[int], device: torch.device, n_archs: int
+) -> dict[str, str]:
+    return {
+        "parzc_version": parzc.__version__,
+        "torch_version": torch.__version__,
+        "space": settings.space,
+        "dataset": settings.dataset,
+        "feature_set": settings.feature_set,
+        "layer_proxies": ",".join(settings.layer_proxies),
+        "network_proxies": ",".join(settings.network_proxies),
+        "batch_seed": str(settings.batch_seed),
+        "batch_size": str(settings.batch_size),
+        "batch_indices": ",".join(map(str, batch_indices)),
+        "init_seed": str(settings.init_seed),
+        "device": str(device),
+        "n_archs": str(n_archs),
+        "config_hash": settings.digest(),
+    }

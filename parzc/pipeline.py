@@ -1,0 +1,133 @@
+"""What the Snakemake DAG needs from a validated config: target paths and per-job settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from parzc.config import check_names
+from parzc.experiment import resolve_size
+from parzc.extract import ExtractSettings, arch_order, shard_ranges
+
+__all__ = ["Plan", "check_names"]
+
+
+class Plan:
+    """Output paths of a config's pipeline, derived once from the config."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.results = config["results"]
+
+    def arch_seed(self, space: str) -> int | None:
+        return self.config["spaces"][space]["archs"]["seed"]
+
+    def arch_count(self, space: str) -> int:
+        count = self.config["spaces"][space]["archs"]["count"]
+        return count if count is not None else len(arch_order(space, None))
+
+    def ranges(self, space: str) -> list[tuple[int, int]]:
+        return shard_ranges(self.arch_count(space), self.config["shard_size"])
+
+    def space_datasets(self) -> list[tuple[str, str]]:
+        return [(s, d) for s, entry in self.config["spaces"].items() for d in entry["datasets"]]
+
+    def extract_settings(self, space: str, dataset: str, feature_set: str) -> dict[str, Any]:
+        proxies = self.config["feature_sets"][feature_set]
+        return vars(
+            ExtractSettings(
+                space=space,
+                dataset=dataset,
+                feature_set=feature_set,
+                layer_proxies=tuple(proxies.get("layer", [])),
+                network_proxies=tuple(proxies.get("network", [])),
+                batch_size=self.config["batch"]["size"],
+                batch_seed=self.config["batch"]["seed"],
+                init_seed=self.config["init_seed"],
+                device=self.config["device"],
+            )
+        )
+
+    def _shards(self, table: str, space: str | None, dataset: str | None) -> list[str]:
+        return [
+            f"{self.results}/{table}/space={s}/dataset={d}/set={f}/part-{a:05d}-{b:05d}.parquet"
+            for s, d in self.space_datasets()
+            if space in (None, s) and dataset in (None, d)
+            for f in self.config["feature_sets"]
+            for a, b in self.ranges(s)
+        ]
+
+    def feature_shards(self, space: str | None = None, dataset: str | None = None) -> list[str]:
+        return self._shards("features", space, dataset)
+
+    def arch_stat_shards(self, space: str | None = None, dataset: str | None = None) -> list[str]:
+        return self._shards("arch_stats", space, dataset)
+
+    def pool(self, space: str) -> list[int]:
+        """arch_ids of the config's sample of `space` (the shards' union)."""
+        order = arch_order(space, self.arch_seed(space))
+        return [int(a) for a in order[: self.arch_count(space)]]
+
+    def predictors(self) -> dict[str, dict[str, Any]]:
+        return self.config["train"]["predictors"]
+
+    def predictor_params(self, space: str, label: str) -> dict[str, Any]:
+        """The label's params with the space's overrides applied."""
+        overrides = self.config["spaces"][space]["predictor_params"].get(label, {})
+        return {**self.predictors()[label].get("params", {}), **overrides}
+
+    def train_sizes(self, space: str) -> list[int]:
+        pool = self.arch_count(space)
+        return [resolve_size(size, pool) for size in self.config["spaces"][space]["train_sizes"]]
+
+    def experiments(self) -> list[dict[str, Any]]:
+        """Every (space, dataset, predictor label, train size, seed) the config asks for."""
+        return [
+            {"space": s, "dataset": d, "predictor": label, "size": n, "seed": seed}
+            for s, d in self.space_datasets()
+            for n in self.train_sizes(s)
+            for seed in self.config["train"]["seeds"]
+            for label in self.predictors()
+        ]
+
+    def split_path(self, space: str, dataset: str, size: int, seed: int) -> str:
+        return f"{self.results}/splits/{space}/{dataset}/n{size}_seed{seed}.parquet"
+
+    def predictions_path(self, e: dict[str, Any]) -> str:
+        return (
+            f"{self.results}/predictions/space={e['space']}/dataset={e['dataset']}/"
+            f"predictor={e['predictor']}/n{e['size']}_seed{e['seed']}.parquet"
+        )
+
+    def metrics_path(self, e: dict[str, Any]) -> str:
+        return (
+            f"{self.results}/metrics/{e['space']}/{e['dataset']}/{e['predictor']}/"
+            f"n{e['size']}_seed{e['seed']}.parquet"
+        )
+
+    def metrics_files(self) -> list[str]:
+        return [self.metrics_path(e) for e in self.experiments()]
+
+    def tables(self) -> list[str]:
+        if not self.experiments():
+            return []
+        return [
+            f"{self.results}/tables/correlation.csv",
+            f"{self.results}/tables/loss_ablation.csv",
+            f"{self.results}/plots/kendall_vs_train_size.png",
+        ]
+
+    def scatter_plots(self) -> list[str]:
+        """One scatter per (space, dataset, reported predictor) at its largest split, first seed."""
+        seed = self.config["train"]["seeds"][0]
+        return [
+            f"{self.results}/plots/scatter/{s}_{d}_{label}_n{max(self.train_sizes(s))}_seed{seed}.png"
+            for s, d in self.space_datasets()
+            if self.train_sizes(s)
+            for label, entry in self.predictors().items()
+            if not entry["loss_ablation"]
+        ]
+
+    def proxy_tables(self) -> list[str]:
+        return [
+            f"{self.results}/tables/proxy_correlation/{s}_{d}.csv" for s, d in self.space_datasets()
+        ]

@@ -1,0 +1,115 @@
+"""Network-level proxies: one scalar per network."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from parzc.proxies.counting import model_params
+from parzc.proxies.passes import ZEN_EPS, PassData, ProxyFault
+from parzc.registry import Registry
+
+CORR_K = 1e-5  # the offset k of jacov and epe_nas
+
+
+@dataclass(frozen=True)
+class NetworkProxy:
+    fn: Callable[[PassData], float]
+    needs: frozenset[str]
+
+
+NETWORK_PROXIES: Registry[NetworkProxy] = Registry("network proxy")
+
+
+def network_proxy(name: str, *needs: str) -> Callable:
+    def decorator(fn: Callable[[PassData], float]) -> Callable[[PassData], float]:
+        NETWORK_PROXIES.register(name)(NetworkProxy(fn, frozenset(needs)))
+        return fn
+
+    return decorator
+
+
+def row_correlation(j: np.ndarray, degenerate: float) -> np.ndarray:
+    """Pearson correlation of the rows of j; rows with zero variance get `degenerate` everywhere
+    in their row and column (the diagonal included) instead of NaN."""
+    centred = j - j.mean(1, keepdims=True)
+    norms = np.linalg.norm(centred, axis=1)
+    ok = norms > 0
+    unit = centred[ok] / norms[ok, None]
+    corr = np.full((len(j), len(j)), degenerate)
+    corr[np.ix_(ok, ok)] = unit @ unit.T
+    return corr
+
+
+@network_proxy("jacov", "jacobian")
+def jacov(d: PassData) -> float:
+    """-sum_i [log(v_i + k) + 1/(v_i + k)], v = eig(corr(J)), k = 1e-5, J_n = d sum f(x)/d x_n.
+
+    An example whose Jacobian is constant (e.g. the output ignores the input) gets correlation 0
+    with everything, itself included: a zero eigenvalue, the worst (most negative) finite score.
+    Mellor et al., "Neural Architecture Search without Training", arXiv v1 2020 / ICML 2021.
+    """
+    v = np.linalg.eigvalsh(row_correlation(d.jacobian.double().cpu().numpy(), 0.0))
+    return float(-np.sum(np.log(v + CORR_K) + 1.0 / (v + CORR_K)))
+
+
+@network_proxy("epe_nas", "jacobian")
+def epe_nas(d: PassData) -> float:
+    """Per-class Jacobian correlation score, as in NASLib / zero-cost-nas.
+
+    For each class c present: s_c = sum_ij log(|corr(J_c)|_ij + k), k = 1e-5 (rows of J_c: the
+    Jacobians of the class's examples; a lone example gives log(1 + k)). With <= 100 classes
+    score = sum_c |s_c|; otherwise s_c /= n_c and score = sum_{c,c'} |s_c - s_c'| / #classes.
+    Constant Jacobian rows count as perfectly correlated (the worst score), not NaN.
+    Lopes et al., "EPE-NAS: Efficient Performance Estimation Without Training", ICANN 2021.
+    """
+    j, labels = d.jacobian.double().cpu().numpy(), d.labels.cpu().numpy()
+    s = []
+    for c in np.unique(labels):
+        corr = row_correlation(j[labels == c], 1.0)
+        s.append(np.log(np.abs(corr) + CORR_K).sum() / (len(corr) if d.num_classes > 100 else 1))
+    s_arr = np.array(s)
+    if d.num_classes <= 100:
+        return float(np.abs(s_arr).sum())
+    return float(np.abs(s_arr[:, None] - s_arr[None, :]).sum() / len(s_arr))
+
+
+@network_proxy("nwot", "codes")
+def nwot(d: PassData) -> float:
+    """log|det K|, K = c c^T + (1-c)(1-c)^T, c the binary codes (output > 0) of all ReLU-like
+    activation modules (ReLU, ReLU6, LeakyReLU, GELU) concatenated, one row per example.
+
+    A singular K (e.g. identical codes) is NaN. Mellor et al., "Neural Architecture Search
+    without Training", ICML 2021 (NASWOT).
+    """
+    sign, logdet = np.linalg.slogdet(d.code_kernel.cpu().numpy())
+    if sign <= 0:
+        raise ProxyFault("singular NASWOT kernel: activation codes are linearly dependent")
+    return float(logdet)
+
+
+@network_proxy("zen", "zen")
+def zen(d: PassData) -> float:
+    """log(E_n ||f(x_n) - f(x_n + 0.01 eps_n)||_1 + 1e-6) + sum_BN log(sigma_BN + 1e-6).
+
+    x, eps ~ N(0, 1) shaped like the batch (seeded), f = input of the last Linear module (the
+    pre-classifier features, after global pooling), BN in train mode; sigma_BN =
+    sqrt(mean_c Var_batch(input_c)) of each BatchNorm call on x. The network's own weights are
+    used (no Gaussian re-initialisation). Lin et al., "Zen-NAS", ICCV 2021.
+    """
+    return math.log(d.zen_diff + ZEN_EPS) + d.zen_bn_log_std
+
+
+@network_proxy("params")
+def params(d: PassData) -> float:
+    """Number of parameters of the whole model (BN/LayerNorm included)."""
+    return float(model_params(d.model))
+
+
+@network_proxy("flops", "shapes")
+def flops(d: PassData) -> float:
+    """Sum of the per-layer multiply-accumulates per example."""
+    return float(sum(d.flops))

@@ -1,0 +1,282 @@
+"""Shared passes over a model: each runs at most once and feeds every requested proxy needing it.
+
+A proxy declares *needs* (strings); a pass *serves* some needs and runs only if a requested proxy
+needs one of them. The passes:
+
+- ``data``: one forward on the real batch (train-mode BN, dropout off) with hooks on Conv2d/Linear
+  layers (MACs, fisher activations) and ReLU-like activations (NASWOT codes), then, only if asked,
+  ``autograd.grad`` of ``sum(logits)`` w.r.t. the input (``jacobian``) and of the mean
+  cross-entropy w.r.t. layer weights (``grad``) and layer outputs (``fisher``); with ``hessian`` the
+  weight gradient is taken with ``create_graph`` and ``H g`` follows from a second
+  ``autograd.grad`` on the same graph (no extra forward).
+- ``synflow``: one float64 forward+backward of the linearised network (|params|, BN in eval mode
+  with fresh statistics) on an all-ones input of batch 1.
+- ``zen``: two no-grad forwards (train-mode BN) on seeded Gaussian inputs.
+
+Static proxies (l2_norm, params) need no pass. Parameters and buffers are swapped for the duration
+of a pass and the original tensor objects put back afterwards, together with every module's
+training flag and every parameter's ``requires_grad``, so the caller's model is left untouched
+without any deep copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.dropout import _DropoutNd
+
+from parzc.proxies.counting import layer_macs
+
+LAYER_TYPES = (nn.Conv2d, nn.Linear)
+# Activations whose output is > 0 exactly where their input is > 0: their codes are NASWOT's.
+CODE_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU)
+ZEN_ALPHA = 0.01  # Zen-NAS perturbation scale
+ZEN_EPS = 1e-6  # added inside Zen-NAS logarithms
+RESOURCE_ERRORS = (torch.OutOfMemoryError, MemoryError)  # re-raised, never turned into NaN
+
+
+class ProxyFault(ArithmeticError):
+    """A numerical fault that leaves a proxy undefined; the message becomes its NaN reason."""
+
+
+@dataclass
+class PassData:
+    """Inputs of the passes and everything they produced (None where the pass did not run)."""
+
+    model: nn.Module
+    layers: list[tuple[str, nn.Module]]
+    images: Tensor
+    labels: Tensor
+    num_classes: int
+    seed: int
+    grads: list[Tensor] | None = None  # dL/dW per layer
+    hess_grads: list[Tensor] | None = None  # (H g) per layer, g = dL/dW
+    fisher: list[Tensor] | None = None  # per-layer scalar (float64)
+    jacobian: Tensor | None = None  # (N, D): d sum(logits) / d input
+    code_kernel: Tensor | None = None  # (N, N) float64 NASWOT kernel
+    flops: list[int] | None = None  # MACs per example per layer
+    synflow_output: float | None = None
+    synflow_weights: list[Tensor] | None = None  # |W| (float64)
+    synflow_grads: list[Tensor] | None = None
+    zen_diff: float | None = None
+    zen_bn_log_std: float | None = None
+    failed: dict[str, str] = field(default_factory=dict)  # need -> reason
+
+    @property
+    def weights(self) -> list[Tensor]:
+        return [m.weight.detach() for _, m in self.layers]
+
+
+def find_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every Conv2d / Linear module with its qualified name, in named_modules() order."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)]
+
+
+def grad_or_zeros(out: Tensor, inputs: Sequence[Tensor], **kwargs) -> list[Tensor]:
+    """autograd.grad with zeros for inputs that `out` does not depend on."""
+    if not inputs or not out.requires_grad:
+        return [torch.zeros_like(t) for t in inputs]
+    grads = torch.autograd.grad(out, list(inputs), allow_unused=True, **kwargs)
+    return [torch.zeros_like(t) if g is None else g for t, g in zip(inputs, grads, strict=True)]
+
+
+@contextmanager
+def pass_state(
+    model: nn.Module,
+    train: bool,
+    param_fn: Callable[[Tensor], Tensor] | None = None,
+    buffer_fn: Callable[[nn.Module, str, Tensor], Tensor] | None = None,
+) -> Iterator[None]:
+    """Swap in new parameter data (param_fn) and buffers (buffer_fn, default: clones), set modes.
+
+    train=True: train mode with dropout off; train=False: eval mode. All parameters require grad.
+    On exit the original tensors, modes and requires_grad flags are put back.
+    """
+    params = [(p, p.data, p.requires_grad) for p in model.parameters()]
+    buffers = [(m, k, b) for m in model.modules() for k, b in m._buffers.items() if b is not None]
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            for p, data, _ in params:
+                if param_fn is not None:
+                    p.data = param_fn(data)
+                p.requires_grad_(True)
+            for m, k, b in buffers:
+                m._buffers[k] = buffer_fn(m, k, b) if buffer_fn else b.clone()
+        model.train(train)
+        for m in model.modules():
+            if isinstance(m, _DropoutNd):
+                m.eval()
+        yield
+    finally:
+        for p, data, req in params:
+            p.data = data
+            p.requires_grad_(req)
+        for m, k, b in buffers:
+            m._buffers[k] = b
+        for m, training in modes:
+            m.training = training
+
+
+@contextmanager
+def hooks(pairs: Sequence[tuple[nn.Module, Callable]]) -> Iterator[None]:
+    """Register forward hooks for the duration of the block."""
+    handles = [m.register_forward_hook(h) for m, h in pairs]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _fisher_term(module: nn.Module, act: Tensor, grad: Tensor) -> Tensor:
+    """0.5 * sum_c mean_n (sum_{positions} a*g)^2 for one call; channels: dim 1 (conv), last."""
+    prod = (act.detach() * grad.detach()).double()
+    if isinstance(module, nn.Conv2d):
+        prod = prod.movedim(1, -1)
+    per_channel = prod.reshape(prod.shape[0], -1, prod.shape[-1]).sum(1)  # (N, C)
+    return 0.5 * per_channel.pow(2).mean(0).sum()
+
+
+def data_pass(d: PassData, wanted: frozenset[str]) -> None:
+    """Forward on the real batch; gradients only for the needs in `wanted`."""
+    model, layers, n = d.model, d.layers, d.images.shape[0]
+    acts: list[list[Tensor]] = [[] for _ in layers]
+    flops = [0] * len(layers)
+    kernel = torch.zeros(n, n, dtype=torch.float64, device=d.images.device)
+
+    def layer_hook(i: int) -> Callable:
+        def hook(module: nn.Module, inputs: tuple, output: Tensor) -> Tensor | None:
+            flops[i] += layer_macs(module, output, n)
+            if "fisher" in wanted:
+                acts[i].append(output)
+                return output.clone()  # later in-place ops must not touch the captured tensor
+            return None
+
+        return hook
+
+    def code_hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
+        c = (output.detach() > 0).reshape(n, -1).double()
+        s = c.sum(1)
+        # c c^T + (1-c)(1-c)^T = 2 c c^T - s_i - s_j + M
+        kernel.add_(2 * c @ c.T - s[:, None] - s[None, :] + c.shape[1])
+
+    pairs = [(m, layer_hook(i)) for i, (_, m) in enumerate(layers)]
+    if "codes" in wanted:
+        pairs += [(m, code_hook) for m in model.modules() if isinstance(m, CODE_ACTIVATIONS)]
+        if len(pairs) == len(layers):
+            d.failed["codes"] = "no ReLU-like activation module (nn.ReLU/ReLU6/LeakyReLU/GELU)"
+    need_grad = bool(wanted & {"grad", "hessian", "fisher", "jacobian"})
+    with pass_state(model, train=True), hooks(pairs), torch.set_grad_enabled(need_grad):
+        x = d.images.detach().clone().requires_grad_("jacobian" in wanted)
+        logits = model(x)
+        d.flops = flops
+        if "codes" in wanted and "codes" not in d.failed:
+            d.code_kernel = kernel
+        if "jacobian" in wanted:
+            (jac,) = grad_or_zeros(logits.sum(), [x], retain_graph=True)
+            d.jacobian = jac.detach().reshape(n, -1)
+        if not wanted & {"grad", "hessian", "fisher"}:
+            return
+        loss = F.cross_entropy(logits, d.labels)
+        weights = [m.weight for _, m in layers]
+        flat_acts = [a for per_layer in acts for a in per_layer]
+        hessian = "hessian" in wanted
+        grads = grad_or_zeros(loss, weights + flat_acts, create_graph=hessian, retain_graph=True)
+        wgrads, agrads = grads[: len(weights)], iter(grads[len(weights) :])
+        d.grads = [g.detach() for g in wgrads]
+        if "fisher" in wanted:
+            zero = torch.zeros((), dtype=torch.float64, device=x.device)
+            d.fisher = [
+                sum((_fisher_term(m, a, next(agrads)) for a in acts[i]), zero)
+                for i, (_, m) in enumerate(layers)
+            ]
+        if hessian:
+            terms = [(g.detach() * g).sum() for g in wgrads if g.requires_grad]
+            z = torch.stack(terms).sum() if terms else loss.new_zeros(())
+            d.hess_grads = [g.detach() for g in grad_or_zeros(z, weights)]
+
+
+def _fresh_double(module: nn.Module, name: str, buf: Tensor) -> Tensor:
+    """Buffers for synflow: BN running stats reset (mean 0, var 1), floating buffers in float64."""
+    if isinstance(module, _BatchNorm) and name == "running_mean":
+        return torch.zeros_like(buf, dtype=torch.float64)
+    if isinstance(module, _BatchNorm) and name == "running_var":
+        return torch.ones_like(buf, dtype=torch.float64)
+    return buf.to(torch.float64) if buf.is_floating_point() else buf.clone()
+
+
+def synflow_pass(d: PassData, wanted: frozenset[str]) -> None:
+    """R = sum(f(1)) of the network with |params| in float64 and eval-mode fresh-stat BN."""
+    with pass_state(d.model, False, lambda p: p.double().abs(), _fresh_double), torch.enable_grad():
+        x = torch.ones((1, *d.images.shape[1:]), dtype=torch.float64, device=d.images.device)
+        r = d.model(x).sum()
+        weights = [m.weight for _, m in d.layers]
+        d.synflow_grads = [g.detach() for g in grad_or_zeros(r, weights)]
+        d.synflow_weights = [w.detach() for w in weights]  # keeps the |W| data after restore
+        d.synflow_output = float(r.detach())
+
+
+def zen_pass(d: PassData, wanted: frozenset[str]) -> None:
+    """Zen-NAS: features of Gaussian input x and of x + alpha*eps, and BN batch stds on x.
+
+    x then eps are drawn from a torch.Generator seeded with `seed`, shaped like the batch. The
+    features are the input of the last Linear module (the model output if there is none).
+    """
+    gen = torch.Generator(device=d.images.device).manual_seed(d.seed)
+    shape, opts = d.images.shape, {"device": d.images.device, "dtype": d.images.dtype}
+    x = torch.randn(shape, generator=gen, **opts)
+    eps = torch.randn(shape, generator=gen, **opts)
+    heads = [m for _, m in d.layers if isinstance(m, nn.Linear)]
+    feats: list[Tensor] = []
+    logs: list[Tensor] = []
+    recording = [True]
+
+    def head_hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
+        feats.append(inputs[0].detach())
+
+    def bn_hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
+        if recording[0]:
+            t = inputs[0].detach().double().movedim(1, 0).reshape(inputs[0].shape[1], -1)
+            logs.append(torch.log(t.var(1, unbiased=False).mean().sqrt() + ZEN_EPS))
+
+    pairs = [(m, bn_hook) for m in d.model.modules() if isinstance(m, _BatchNorm)]
+    pairs += [(heads[-1], head_hook)] if heads else []
+    with pass_state(d.model, train=True), hooks(pairs), torch.no_grad():
+        out = d.model(x)
+        f1 = feats[-1] if feats else out
+        recording[0] = False
+        out = d.model(x + ZEN_ALPHA * eps)
+        f2 = feats[-1] if feats else out
+    diff = (f1.double() - f2.double()).abs().reshape(shape[0], -1).sum(1).mean()
+    d.zen_diff = float(diff)
+    d.zen_bn_log_std = float(torch.stack(logs).sum()) if logs else 0.0
+
+
+# pass name -> (needs it serves, function); run in this order.
+PASSES: dict[str, tuple[frozenset[str], Callable[[PassData, frozenset[str]], None]]] = {
+    "data": (frozenset({"grad", "hessian", "fisher", "jacobian", "codes", "shapes"}), data_pass),
+    "synflow": (frozenset({"synflow"}), synflow_pass),
+    "zen": (frozenset({"zen"}), zen_pass),
+}
+
+
+def run_passes(d: PassData, needs: frozenset[str]) -> None:
+    """Run each pass serving some need; a failing pass marks its needs in `d.failed`."""
+    for name, (serves, fn) in PASSES.items():
+        wanted = needs & serves
+        if not wanted:
+            continue
+        try:
+            fn(d, wanted)
+        except RESOURCE_ERRORS:
+            raise
+        except Exception as e:  # a numerical/model fault makes the dependent proxies NaN
+            for need in wanted:
+                d.failed.setdefault(need, f"{name} pass failed: {type(e).__name__}: {e}")

@@ -1,0 +1,239 @@
+"""Tables and plots built from the store and the pipeline's results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from parzc.io import write_text
+from parzc.store import Store
+
+
+def aggregate_proxies(store: Store, space: str, dataset: str) -> pl.DataFrame:
+    """One row per (arch, proxy): per-layer proxies summed over layers plus network-level ones.
+
+    Joined with the ground truth (val_acc, test_acc, valid).
+    """
+    return (
+        store.connect()
+        .execute(
+            """
+        WITH agg AS (
+            SELECT arch_id, proxy, sum(value) AS value FROM features
+            WHERE space = $space AND dataset = $dataset GROUP BY arch_id, proxy
+            UNION ALL
+            SELECT arch_id, 'net:' || proxy, value FROM arch_stats
+            WHERE space = $space AND dataset = $dataset AND proxy <> 'n_layers'
+        )
+        SELECT agg.*, a.val_acc, a.test_acc, a.valid FROM agg JOIN accuracy a
+        ON a.space = $space AND a.dataset = $dataset AND a.arch_id = agg.arch_id
+        ORDER BY proxy, arch_id
+        """,
+            {"space": space, "dataset": dataset},
+        )
+        .pl()
+    )
+
+
+def proxy_correlation_table(store: Store, space: str, dataset: str) -> pl.DataFrame:
+    """Spearman and Kendall of every aggregate proxy against test accuracy (NaN rows dropped)."""
+    rows = []
+    for (proxy,), group in aggregate_proxies(store, space, dataset).group_by(
+        "proxy", maintain_order=True
+    ):
+        finite = group.filter(pl.col("value").is_finite())
+        x, y = finite["value"].to_numpy(), finite["test_acc"].to_numpy()
+        rows.append(
+            {
+                "space": space,
+                "dataset": dataset,
+                "proxy": proxy,
+                "archs": len(group),
+                "nan": len(group) - len(finite),
+                "spearman": float(stats.spearmanr(x, y).statistic) if len(x) > 2 else np.nan,
+                "kendall": float(stats.kendalltau(x, y).statistic) if len(x) > 2 else np.nan,
+            }
+        )
+    return pl.DataFrame(rows).sort("spearman", descending=True, nulls_last=True)
+
+
+def markdown_table(frame: pl.DataFrame, digits: int = 3) -> str:
+    """A GitHub-flavoured Markdown table with floats rounded to `digits`."""
+
+    def fmt(value: object) -> str:
+        if isinstance(value, float):
+            return "nan" if np.isnan(value) else f"{value:.{digits}f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.iter_rows()]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(
+    frame: pl.DataFrame, csv_path: str | Path | None = None, md_path: str | Path | None = None
+) -> None:
+    """Write a table as CSV and/or Markdown, atomically."""
+    if csv_path is not None:
+        write_text(csv_path, frame.write_csv())
+    if md_path is not None:
+        write_text(md_path, markdown_table(frame))
+
+
+SUMMARY_METRICS = (
+    "kendall",
+    "spearman",
+    "pearson",
+    "kendall_top20",
+    "spearman_top20",
+    "kendall_top50",
+    "precision_at_1pct",
+    "precision_at_5pct",
+    "precision_at_10pct",
+    "best_pred_true_rank",
+    "best_pred_true_acc",
+)
+GROUP = ("space", "dataset", "predictor", "model", "loss", "train_size", "subset")
+
+
+def collect_metrics(files: list[str | Path]) -> pl.DataFrame:
+    if not files:
+        raise ValueError("no metrics files to aggregate")
+    return pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
+
+
+def correlation_table(metrics: pl.DataFrame) -> pl.DataFrame:
+    """Mean and std over seeds of every summary metric, one row per GROUP."""
+    aggs = [pl.col("seed").n_unique().alias("seeds"), pl.col("n_eval").first()]
+    for m in SUMMARY_METRICS:
+        aggs += [pl.col(m).mean().alias(f"{m}_mean"), pl.col(m).std().alias(f"{m}_std")]
+    return metrics.group_by(GROUP).agg(aggs).sort(list(GROUP))
+
+
+def loss_ablation_table(metrics: pl.DataFrame) -> pl.DataFrame:
+    """Kendall/Spearman of the MABN variants that differ only by loss."""
+    mabn = metrics.filter(pl.col("model") == "mabn")
+    return (
+        mabn.group_by("space", "dataset", "loss", "train_size", "subset")
+        .agg(
+            pl.col("seed").n_unique().alias("seeds"),
+            pl.col("kendall").mean().alias("kendall_mean"),
+            pl.col("kendall").std().alias("kendall_std"),
+            pl.col("spearman").mean().alias("spearman_mean"),
+            pl.col("spearman").std().alias("spearman_std"),
+        )
+        .sort(
+            "space",
+            "dataset",
+            "subset",
+            "train_size",
+            "kendall_mean",
+            descending=[False, False, False, False, True],
+        )
+    )
+
+
+def compact_table(table: pl.DataFrame, subset: str = "valid") -> pl.DataFrame:
+    """The headline columns as 'mean ± std' strings, for Markdown."""
+
+    def pm(name: str) -> pl.Expr:
+        return pl.format(
+            "{} ± {}", pl.col(f"{name}_mean").round(3), pl.col(f"{name}_std").round(3).fill_null(0)
+        ).alias(name)
+
+    return table.filter(pl.col("subset") == subset).select(
+        "space",
+        "dataset",
+        "predictor",
+        "loss",
+        "train_size",
+        "seeds",
+        "n_eval",
+        pm("kendall"),
+        pm("spearman"),
+        pm("pearson"),
+        pm("precision_at_5pct"),
+        pm("best_pred_true_rank"),
+    )
+
+
+def plot_kendall_vs_size(table: pl.DataFrame, path: str | Path, subset: str = "valid") -> None:
+    """Kendall tau (mean ± std over seeds) against training-split size, per predictor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = table.filter(pl.col("subset") == subset)
+    panels = table.select("space", "dataset").unique().sort("space", "dataset").rows()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (space, dataset) in zip(axes[0], panels, strict=True):
+        part = table.filter((pl.col("space") == space) & (pl.col("dataset") == dataset))
+        for (label,), rows in part.group_by("predictor", maintain_order=True):
+            rows = rows.sort("train_size")
+            ax.errorbar(
+                rows["train_size"],
+                rows["kendall_mean"],
+                yerr=rows["kendall_std"].fill_null(0),
+                marker="o",
+                capsize=3,
+                label=label,
+            )
+        ax.set(
+            xscale="log",
+            xlabel="training archs",
+            ylabel=f"Kendall tau ({subset} held-out)",
+            title=f"{space} / {dataset}",
+        )
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def plot_scatter(predictions: pl.DataFrame, path: str | Path, top: float = 0.05) -> None:
+    """Predicted score against true accuracy; the true top-`top` fraction highlighted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cut = predictions["target"].quantile(1 - top)
+    best = predictions["target"] >= cut
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.scatter(
+        predictions.filter(~best)["target"],
+        predictions.filter(~best)["score"],
+        s=6,
+        alpha=0.5,
+        label="others",
+    )
+    ax.scatter(
+        predictions.filter(best)["target"],
+        predictions.filter(best)["score"],
+        s=10,
+        color="crimson",
+        label=f"true top {top:.0%}",
+    )
+    first = predictions.row(0, named=True)
+    ax.set(
+        xlabel="true test accuracy (%)",
+        ylabel="predicted score",
+        title=f"{first['predictor']} {first['space']}/{first['dataset']} "
+        f"n={first['train_size']} seed={first['seed']}",
+    )
+    ax.legend()
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def _save_figure(fig, path: str | Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from parzc.io import write_atomic
+
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)

@@ -1,0 +1,279 @@
+"""The feature store: DuckDB views over the Parquet shards, read-only SQL, training-matrix assembly.
+
+Layout (hive-partitioned): <root>/features/space=S/dataset=D/set=F/part-A-B.parquet (per-layer)
+and <root>/arch_stats/space=S/dataset=D/set=F/part-A-B.parquet (network-level + timings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from parzc.features import FeatureMatrix
+from parzc.spaces import SPACES, get_space
+
+TABLES = ("features", "arch_stats")
+# Statement types a user query may contain: reading only.
+_READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+class StoreError(RuntimeError):
+    """The store is missing data or holds inconsistent data; the message names file and problem."""
+
+
+class Store:
+    """A feature store rooted at a pipeline's results folder."""
+
+    def __init__(
+        self,
+        root: str | Path = "results",
+        features: Sequence[str | Path] | None = None,
+        arch_stats: Sequence[str | Path] | None = None,
+    ) -> None:
+        """`features` / `arch_stats` restrict the store to these shards (default: all of root)."""
+        self.root = Path(root)
+        self._files = {"features": features, "arch_stats": arch_stats}
+
+    def shard_files(self, table: str) -> list[Path]:
+        chosen = self._files[table]
+        if chosen is not None:
+            return sorted(Path(f) for f in chosen)
+        return sorted((self.root / table).glob("space=*/dataset=*/set=*/*.parquet"))
+
+    @cached_property
+    def accuracy(self) -> pa.Table:
+        """Ground truth of every registered space, with the space's `valid` flag."""
+        frames = []
+        for name in SPACES:
+            space = get_space(name)
+            table = space.accuracy_table()
+            valid = {a: space.is_valid(a) for a in table["arch"].unique().to_list()}
+            frames.append(
+                table.with_columns(
+                    pl.lit(name).alias("space"),
+                    pl.col("arch").replace_strict(valid, return_dtype=pl.Boolean).alias("valid"),
+                )
+            )
+        return pl.concat(frames).to_arrow()
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with views `features`, `arch_stats`, `accuracy`."""
+        con = duckdb.connect(":memory:")
+        for table in TABLES:
+            files = self.shard_files(table)
+            if files:
+                listing = ", ".join(f"'{f.as_posix()}'" for f in files)
+                con.execute(
+                    f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{listing}], "
+                    "hive_partitioning = true, union_by_name = true)"
+                )
+            else:
+                con.execute(
+                    f"CREATE VIEW {table} AS SELECT * FROM ({_empty_sql(table)}) WHERE false"
+                )
+        con.register("accuracy_arrow", self.accuracy)
+        con.execute("CREATE VIEW accuracy AS SELECT * FROM accuracy_arrow")
+        return con
+
+    def sql(self, query: str) -> pl.DataFrame:
+        """Run one read-only query (SELECT / WITH / EXPLAIN) over the store views."""
+        statements = duckdb.extract_statements(query)
+        if len(statements) != 1:
+            raise StoreError(f"parzc sql runs exactly one statement, got {len(statements)}")
+        if statements[0].type not in _READ_ONLY:
+            raise StoreError(
+                f"refused: parzc sql is read-only, got a {statements[0].type.name} statement"
+            )
+        con = self.connect()
+        # No file outside the store can be read or written now, and nothing can re-enable it.
+        allowed = [str(p.resolve()) + "/" for p in (self.root,)]
+        con.execute(f"SET allowed_directories = {allowed}")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        return con.execute(query).pl()
+
+    def assemble(
+        self,
+        space: str,
+        dataset: str,
+        proxies: Sequence[str],
+        arch_ids: Sequence[int] | None = None,
+        onehot: bool = False,
+    ) -> FeatureMatrix:
+        """Training matrix for (space, dataset): see FeatureMatrix for the layout and scaling.
+
+        Every requested arch must have every requested proxy exactly once per layer; otherwise a
+        StoreError names what is missing or duplicated. `arch_ids=None` takes every arch with
+        features for all requested proxies.
+        """
+        space_obj = get_space(space)
+        con = self.connect()
+        params = {"space": space, "dataset": dataset}
+        stored = (
+            con.execute(
+                "SELECT DISTINCT proxy FROM features WHERE space = $space AND dataset = $dataset",
+                params,
+            )
+            .pl()["proxy"]
+            .to_list()
+        )
+        missing = [p for p in proxies if p not in stored]
+        if missing:
+            raise StoreError(
+                f"proxies {missing} are not in the store for {space}/{dataset} "
+                f"(stored: {sorted(stored)}); add them to a feature set and extract"
+            )
+        _check_duplicates(con, params)
+        long = con.execute(
+            "SELECT arch_id, proxy, layer, value FROM features "
+            "WHERE space = $space AND dataset = $dataset",
+            params,
+        ).pl()
+        net = con.execute(
+            "SELECT arch_id, proxy, value FROM arch_stats WHERE space = $space "
+            "AND dataset = $dataset AND proxy <> 'n_layers'",
+            params,
+        ).pl()
+        if arch_ids is None:
+            have = (
+                long.filter(pl.col("proxy").is_in(list(proxies)))
+                .group_by("arch_id")
+                .agg(pl.col("proxy").n_unique().alias("n"))
+            )
+            arch_ids = sorted(have.filter(pl.col("n") == len(proxies))["arch_id"].to_list())
+        ids = np.asarray(arch_ids, dtype=np.int32)
+        if len(np.unique(ids)) != len(ids):
+            raise StoreError(f"duplicate arch_ids requested for {space}/{dataset}")
+        layer_proxies = sorted(long["proxy"].unique().to_list())
+        layerwise_raw, present = _pivot_layers(
+            long, ids, list(proxies), space_obj.max_layers, space, dataset
+        )
+        every_layer, every_present = _pivot_layers(
+            long, ids, layer_proxies, space_obj.max_layers, space, dataset, check=False
+        )
+        sums = np.where(every_present, every_layer, 0.0).sum(axis=2)  # a NaN layer stays NaN
+        net_names = sorted(net["proxy"].unique().to_list())
+        net_values = _pivot_scalars(net, ids, net_names)
+        truth = pl.from_arrow(self.accuracy).filter(
+            (pl.col("space") == space) & (pl.col("dataset") == dataset)
+        )
+        truth = pl.DataFrame({"arch_id": ids}).join(truth, on="arch_id", how="left")
+        if truth["val_acc"].null_count():
+            raise StoreError(
+                f"{truth['val_acc'].null_count()} arch_ids of {space}/{dataset} "
+                "have no ground truth"
+            )
+        codes = np.stack([space_obj.onehot(a) for a in truth["arch"].to_list()]) if onehot else None
+        return FeatureMatrix(
+            space=space,
+            dataset=dataset,
+            arch_ids=ids,
+            proxies=list(proxies),
+            layerwise=scale_within_arch(layerwise_raw, present),
+            layerwise_raw=np.nan_to_num(layerwise_raw, nan=0.0),
+            aggregate_names=layer_proxies + [f"net:{n}" for n in net_names],
+            aggregates=np.concatenate([sums, net_values], axis=1),
+            onehot=codes,
+            val_acc=truth["val_acc"].to_numpy(),
+            test_acc=truth["test_acc"].to_numpy(),
+            valid=truth["valid"].to_numpy(),
+        )
+
+
+def scale_within_arch(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Min-max scale each (arch, proxy) vector over its present, finite layers to [0, 1].
+
+    Padding and NaN layers become 0; a constant vector scales to all zeros.
+    """
+    usable = present & np.isfinite(values)
+    lo = np.where(usable, values, np.inf).min(axis=2, keepdims=True)
+    hi = np.where(usable, values, -np.inf).max(axis=2, keepdims=True)
+    span = hi - lo
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        scaled = np.where(usable & np.isfinite(span) & (span > 0), (values - lo) / span, 0.0)
+    return scaled.astype(np.float32)
+
+
+def _pivot_layers(
+    long: pl.DataFrame,
+    ids: np.ndarray,
+    proxies: list[str],
+    max_layers: int,
+    space: str,
+    dataset: str,
+    check: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Values (n_archs, n_proxies, max_layers) float64 (NaN where absent) and a present mask."""
+    out = np.full((len(ids), len(proxies), max_layers), np.nan)
+    present = np.zeros(out.shape, dtype=bool)
+    pos = pl.DataFrame({"arch_id": ids, "row": np.arange(len(ids))})
+    sel = long.filter(pl.col("proxy").is_in(proxies)).join(pos, on="arch_id", how="inner")
+    if check:
+        got = sel.group_by("arch_id").agg(pl.col("proxy").n_unique().alias("n"))
+        complete = set(got.filter(pl.col("n") == len(proxies))["arch_id"].to_list())
+        absent = [int(a) for a in ids if int(a) not in complete]
+        if absent:
+            raise StoreError(
+                f"{len(absent)} of {len(ids)} requested archs of {space}/{dataset} "
+                f"lack features for {proxies} (first: {absent[:5]})"
+            )
+    if len(sel) and sel["layer"].max() >= max_layers:
+        raise StoreError(
+            f"{space}/{dataset} has layer index {sel['layer'].max()} beyond the "
+            f"space's max_layers={max_layers}"
+        )
+    proxy_pos = {p: i for i, p in enumerate(proxies)}
+    index = (
+        sel["row"].to_numpy(),
+        sel["proxy"].cast(pl.String).replace_strict(proxy_pos).to_numpy(),
+        sel["layer"].to_numpy(),
+    )
+    out[index] = sel["value"].to_numpy()
+    present[index] = True
+    return out, present
+
+
+def _pivot_scalars(net: pl.DataFrame, ids: np.ndarray, names: list[str]) -> np.ndarray:
+    out = np.full((len(ids), len(names)), np.nan)
+    pos = pl.DataFrame({"arch_id": ids, "row": np.arange(len(ids))})
+    sel = net.join(pos, on="arch_id", how="inner")
+    col = {n: i for i, n in enumerate(names)}
+    out[sel["row"].to_numpy(), sel["proxy"].cast(pl.String).replace_strict(col).to_numpy()] = sel[
+        "value"
+    ].to_numpy()
+    return out
+
+
+def _check_duplicates(con: duckdb.DuckDBPyConnection, params: dict) -> None:
+    rows = con.execute(
+        "SELECT arch_id, proxy, layer, count(*) AS n FROM features WHERE space = $space "
+        "AND dataset = $dataset GROUP BY ALL HAVING n > 1 LIMIT 5",
+        params,
+    ).fetchall()
+    if rows:
+        raise StoreError(
+            f"duplicate feature rows in the store for {params['space']}/"
+            f"{params['dataset']} (arch_id, proxy, layer, count): {rows}; "
+            "run `parzc store check`"
+        )
+
+
+def _empty_sql(table: str) -> str:
+    if table == "features":
+        return (
+            "SELECT NULL::INTEGER AS arch_id, NULL::SMALLINT AS layer, NULL::VARCHAR AS "
+            "layer_name, NULL::VARCHAR AS layer_type, NULL::VARCHAR AS proxy, NULL::DOUBLE AS "
+            "value, NULL::VARCHAR AS nan_reason, NULL::VARCHAR AS space, NULL::VARCHAR AS "
+            "dataset, NULL::VARCHAR AS set"
+        )
+    return (
+        "SELECT NULL::INTEGER AS arch_id, NULL::VARCHAR AS proxy, NULL::DOUBLE AS value, "
+        "NULL::DOUBLE AS extract_ms, NULL::VARCHAR AS nan_reason, NULL::VARCHAR AS space, "
+        "NULL::VARCHAR AS dataset, NULL::VARCHAR AS set"
+    )

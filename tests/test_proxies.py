@@ -1,0 +1,390 @@
+"""Zero-cost proxies checked against closed forms written out with numpy/torch math."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from parzc.proxies import (
+    LAYER_PROXIES,
+    NETWORK_PROXIES,
+    compute_proxies,
+    validate_proxy_names,
+)
+from parzc.registry import UnknownNameError
+
+ALL_LAYER = LAYER_PROXIES.names()
+ALL_NET = NETWORK_PROXIES.names()
+K = 1e-5
+
+
+def _fill(model: nn.Module, seed: int) -> nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    return model
+
+
+def mlp(d_in: int = 12, hidden: int = 8, out: int = 3, seed: int = 0) -> nn.Sequential:
+    """Linear -> ReLU(inplace) -> Linear in float64 with fixed weights."""
+    model = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out))
+    return _fill(model.double(), seed)
+
+
+def batch(n: int = 6, d_in: int = 12, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d_in, generator=gen, dtype=torch.float64)
+    return x, torch.tensor([0, 0, 1, 1, 1, 2][:n])
+
+
+def convnet(seed: int = 0) -> nn.Sequential:
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, stride=2, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 6, 3, padding=1, groups=2),
+        nn.BatchNorm2d(6),
+        nn.ReLU(inplace=True),
+        nn.Flatten(),
+        nn.Dropout(0.5),
+        nn.Linear(96, 5),
+    )
+    torch.manual_seed(seed)
+    return model.apply(lambda m: m.reset_parameters() if hasattr(m, "reset_parameters") else None)
+
+
+def images(n: int = 8, seed: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, 8, 8, generator=gen), torch.arange(n) % 5
+
+
+def run(model, x, y, layer=(), net=(), num_classes=3, seed=0):
+    return compute_proxies(model, x, y, list(layer), list(net), num_classes, seed)
+
+
+def mlp_by_hand(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> dict[str, np.ndarray]:
+    """Forward and backward of the mean cross-entropy of `mlp` written out in numpy."""
+    w1, b1 = model[0].weight.detach().numpy(), model[0].bias.detach().numpy()
+    w2, b2 = model[2].weight.detach().numpy(), model[2].bias.detach().numpy()
+    x, n = x.numpy(), len(x)
+    a1 = x @ w1.T + b1
+    h = np.maximum(a1, 0)
+    z = h @ w2.T + b2
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    gz = (p - np.eye(z.shape[1])[y.numpy()]) / n  # dL/dz
+    ga1 = (gz @ w2) * (a1 > 0)  # dL/da1
+    return dict(w1=w1, w2=w2, b1=b1, b2=b2, x=x, a1=a1, z=z, gz=gz, ga1=ga1,
+                dw1=ga1.T @ x, dw2=gz.T @ h)  # fmt: skip
+
+
+# ---------------------------------------------------------------- per-layer proxies
+
+
+def test_gradient_proxies_match_closed_form():
+    model, (x, y) = mlp(), batch()
+    h = mlp_by_hand(model, x, y)
+    r = run(model, x, y, ["grad_norm", "snip", "plain", "l2_norm", "fisher"])
+    ws, gs = (h["w1"], h["w2"]), (h["dw1"], h["dw2"])
+    np.testing.assert_allclose(r.per_layer["grad_norm"], [np.sqrt((g**2).sum()) for g in gs])
+    wg = list(zip(ws, gs, strict=True))
+    np.testing.assert_allclose(r.per_layer["snip"], [np.abs(w * g).mean() for w, g in wg])
+    np.testing.assert_allclose(r.per_layer["plain"], [(w * g).mean() for w, g in wg])
+    np.testing.assert_allclose(r.per_layer["l2_norm"], [np.sqrt((w**2).sum()) for w in ws])
+    # fisher: 0.5 * sum_c mean_n (a g)^2 with a the layer output (before the in-place ReLU)
+    fisher = [
+        0.5 * ((a * g) ** 2).mean(0).sum() for a, g in ((h["a1"], h["ga1"]), (h["z"], h["gz"]))
+    ]
+    np.testing.assert_allclose(r.per_layer["fisher"], fisher)
+    assert r.nan_reasons == {}
+
+
+def test_fisher_conv_sums_spatial_positions_then_squares():
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Flatten(), nn.Linear(12, 4)).double()
+    _fill(model, 3)
+    gen = torch.Generator().manual_seed(4)
+    x, y = (
+        torch.randn(5, 2, 4, 4, generator=gen, dtype=torch.float64),
+        torch.tensor([0, 1, 2, 3, 0]),
+    )
+    # independent graph with the functional ops
+    conv, lin = model[0], model[2]
+    a = torch.nn.functional.conv2d(x, conv.weight.detach(), conv.bias.detach()).requires_grad_()
+    z = a.flatten(1) @ lin.weight.detach().T + lin.bias.detach()
+    (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(z, y), a)
+    expected = 0.5 * ((a * g).sum((2, 3)) ** 2).mean(0).sum()
+    r = run(model, x, y, ["fisher"], num_classes=4)
+    np.testing.assert_allclose(r.per_layer["fisher"][0], expected.item())
+
+
+def test_fisher_uses_layer_output_before_in_place_ops():
+    model = nn.Sequential(nn.Linear(12, 8), nn.Hardtanh(-0.3, 0.3, inplace=True), nn.Linear(8, 3))
+    _fill(model.double(), 9)
+    x, y = batch()
+    w1, b1 = model[0].weight.detach(), model[0].bias.detach()
+    a = (x @ w1.T + b1).requires_grad_()
+    z = torch.nn.functional.hardtanh(a, -0.3, 0.3) @ model[2].weight.detach().T
+    (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(z + model[2].bias.detach(), y), a)
+    r = run(model, x, y, ["fisher"])
+    np.testing.assert_allclose(r.per_layer["fisher"][0], 0.5 * ((a * g) ** 2).mean(0).sum().item())
+
+
+def test_grasp_matches_full_hessian_vector_product():
+    model, (x, y) = mlp(d_in=5, hidden=4), batch(d_in=5)
+    b1, b2 = model[0].bias.detach(), model[2].bias.detach()
+    shapes = [model[0].weight.shape, model[2].weight.shape]
+    sizes = [s.numel() for s in shapes]
+
+    def loss(theta: torch.Tensor) -> torch.Tensor:
+        w1, w2 = (t.reshape(s) for t, s in zip(theta.split(sizes), shapes, strict=True))
+        z = torch.relu(x @ w1.T + b1) @ w2.T + b2
+        return torch.nn.functional.cross_entropy(z, y)
+
+    theta = torch.cat([model[0].weight.detach().flatten(), model[2].weight.detach().flatten()])
+    (g,) = torch.autograd.grad(loss(theta.requires_grad_()), theta)
+    hg = torch.autograd.functional.hessian(loss, theta.detach()) @ g
+    pairs = zip(theta.detach().split(sizes), hg.split(sizes), strict=True)
+    expected = [(-w * v).mean().item() for w, v in pairs]
+    r = run(model, x, y, ["grasp"])
+    np.testing.assert_allclose(r.per_layer["grasp"], expected, rtol=1e-9)
+
+
+def test_synflow_closed_form_uses_abs_weights_and_fresh_bn_stats():
+    model = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3))
+    _fill(model, 5)
+    model[1].running_mean.fill_(2.0)  # caller's statistics must be ignored (fresh: 0 / 1)
+    model[1].running_var.fill_(4.0)
+    x, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    w1, b1, gamma, beta, w2 = (
+        np.abs(t.detach().double().numpy())
+        for t in (model[0].weight, model[0].bias, model[1].weight, model[1].bias, model[3].weight)
+    )
+    scale = gamma / np.sqrt(1.0 + model[1].eps)
+    h = (w1 @ np.ones(4) + b1) * scale + beta  # > 0: ReLU passes everything
+    d_w1 = np.outer(w2.sum(0) * scale, np.ones(4))  # dR/dW1[j, k] = sum_i |W2|_ij * scale_j
+    d_w2 = np.outer(np.ones(3), h)  # dR/dW2[i, j] = h_j
+    r = run(model, x, y, ["synflow"])
+    np.testing.assert_allclose(r.per_layer["synflow"], [(w1 * d_w1).mean(), (w2 * d_w2).mean()])
+
+
+def test_params_and_flops_are_exact_counts():
+    model, (x, y) = convnet(), images()
+    r = run(model, x, y, ["params", "flops"], ["params", "flops"], num_classes=5)
+    # conv1 on 8x8 -> 4x4; grouped conv2 keeps 4x4; linear 96 -> 5
+    assert r.per_layer["params"].tolist() == [4 * 3 * 9 + 4, 6 * 2 * 9 + 6, 96 * 5 + 5]
+    assert r.per_layer["flops"].tolist() == [16 * 4 * 3 * 9, 16 * 6 * 2 * 9, 96 * 5]
+    assert r.network["params"] == 112 + 114 + 485 + 2 * 4 + 2 * 6  # BN affine included
+    assert r.network["flops"] == 1728 + 1728 + 480
+
+
+class TinyViT(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, 8, 4, stride=4)
+        self.mlp = nn.Sequential(nn.LayerNorm(8), nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 8))
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch(x).flatten(2).transpose(1, 2)  # (N, 4, 8)
+        return self.head(self.mlp(tokens).mean(1))
+
+
+def test_token_linear_flops_and_layer_order():
+    x, y = images()
+    r = run(TinyViT(), x, y, ["flops", "params"], ["flops"], num_classes=5)
+    assert [(i.name, i.type) for i in r.layers] == [
+        ("patch", "Conv2d"), ("mlp.1", "Linear"), ("mlp.3", "Linear"), ("head", "Linear"),
+    ]  # fmt: skip
+    assert r.per_layer["flops"].tolist() == [4 * 8 * 3 * 16, 4 * 8 * 16, 4 * 16 * 8, 8 * 5]
+    assert r.per_layer["params"].tolist() == [8 * 48 + 8, 8 * 16 + 16, 16 * 8 + 8, 8 * 5 + 5]
+
+
+# ---------------------------------------------------------------- network-level proxies
+
+
+def jacobian_by_hand(model: nn.Sequential, x: torch.Tensor) -> np.ndarray:
+    """d sum(f)/dx for Linear-ReLU-Linear: (1^T W2 * relu'(a1)) W1, one row per example."""
+    w1, b1 = model[0].weight.detach().numpy(), model[0].bias.detach().numpy()
+    w2 = model[2].weight.detach().numpy()
+    active = (x.numpy() @ w1.T + b1) > 0
+    return (w2.sum(0) * active) @ w1
+
+
+def test_jacov_matches_eigenvalues_of_jacobian_correlation():
+    model, (x, y) = mlp(), batch()
+    v = np.linalg.eigvalsh(np.corrcoef(jacobian_by_hand(model, x)))
+    r = run(model, x, y, net=["jacov"])
+    np.testing.assert_allclose(r.network["jacov"], -np.sum(np.log(v + K) + 1 / (v + K)))
+
+
+def _epe_by_hand(jac: np.ndarray, y: np.ndarray, many_classes: bool) -> float:
+    s = []
+    for c in np.unique(y):
+        corr = np.atleast_2d(np.corrcoef(jac[y == c]))
+        s.append(np.log(np.abs(corr) + K).sum() / (len(corr) if many_classes else 1))
+    s = np.array(s)
+    return np.abs(s[:, None] - s[None, :]).sum() / len(s) if many_classes else np.abs(s).sum()
+
+
+@pytest.mark.parametrize("num_classes", [3, 101])
+def test_epe_nas_per_class_correlation_score(num_classes):
+    model, (x, y) = mlp(out=num_classes), batch()  # classes 0 (2 ex.), 1 (3 ex.), 2 (1 ex.)
+    expected = _epe_by_hand(jacobian_by_hand(model, x), y.numpy(), num_classes > 100)
+    r = run(model, x, y, net=["epe_nas"], num_classes=num_classes)
+    np.testing.assert_allclose(r.network["epe_nas"], expected)
+
+
+def test_nwot_from_hand_built_codes_of_all_relus():
+    model = nn.Sequential(nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
+    _fill(model.double(), 6)
+    x, y = batch()
+    with torch.no_grad():
+        a1 = model[0](x)
+        a2 = model[2](torch.relu(a1))
+    c = torch.cat([a1 > 0, a2 > 0], 1).double().numpy()
+    kernel = c @ c.T + (1 - c) @ (1 - c).T
+    r = run(model, x, y, net=["nwot"])
+    np.testing.assert_allclose(r.network["nwot"], np.linalg.slogdet(kernel)[1])
+
+
+def test_zen_closed_form_for_linear_features():
+    model, (x, y) = mlp(), batch()
+    model[1] = nn.Identity()  # features (input of the last Linear) = x W1^T + b1
+    seed = 7
+    gen = torch.Generator().manual_seed(seed)  # documented draw order: x, then eps
+    torch.randn(x.shape, generator=gen, dtype=x.dtype)  # x: cancels for affine features
+    eps = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    w1 = model[0].weight.detach()
+    diff = (0.01 * eps @ w1.T).abs().sum(1).mean().item()
+    r = run(model, x, y, net=["zen"], seed=seed)
+    np.testing.assert_allclose(r.network["zen"], np.log(diff + 1e-6))
+
+
+def test_zen_adds_log_bn_scaling():
+    def build(scale: float) -> nn.Sequential:
+        model = nn.Sequential(nn.Linear(12, 8, bias=False), nn.BatchNorm1d(8), nn.ReLU(),
+                              nn.Linear(8, 3))  # fmt: skip
+        _fill(model, 8)
+        with torch.no_grad():
+            model[0].weight.mul_(scale)
+        return model
+
+    x, y = batch(n=6)
+    x = x.float()
+    z1 = run(build(1.0), x, y, net=["zen"]).network["zen"]
+    z10 = run(build(10.0), x, y, net=["zen"]).network["zen"]
+    assert np.isfinite(z1)
+    # BN output is scale invariant, so only the BN log-std term moves, by log(10)
+    np.testing.assert_allclose(z10 - z1, np.log(10.0), atol=1e-3)
+    assert run(build(1.0), x, y, net=["zen"], seed=1).network["zen"] != z1
+
+
+# ---------------------------------------------------------------- behaviour
+
+
+def test_unknown_names_raise_with_the_name_and_known_names():
+    with pytest.raises(UnknownNameError, match="bogus_proxy.*known:.*snip"):
+        validate_proxy_names(["snip", "bogus_proxy"], [])
+    with pytest.raises(UnknownNameError, match="no_such_net"):
+        run(mlp(), *batch(), ["snip"], ["no_such_net"])
+    with pytest.raises(TypeError):
+        validate_proxy_names("snip", [])
+
+
+def test_layers_follow_named_modules_order():
+    model = nn.Sequential()
+    model.add_module("stem", nn.Conv2d(3, 4, 3, padding=1))
+    model.add_module("body", nn.Sequential(nn.ReLU(), nn.Conv2d(4, 4, 1)))
+    model.add_module("pool", nn.AdaptiveAvgPool2d(1))
+    model.add_module("flat", nn.Flatten())
+    model.add_module("head", nn.Linear(4, 5))
+    x, y = images()
+    r = run(model, x, y, ["l2_norm"], num_classes=5)
+    assert [(i.name, i.type) for i in r.layers] == [
+        ("stem", "Conv2d"), ("body.1", "Conv2d"), ("head", "Linear"),
+    ]  # fmt: skip
+    assert r.per_layer["l2_norm"].shape == (3,)
+
+
+def test_model_state_and_modes_are_restored():
+    model, (x, y) = convnet(), images()
+    model[0].bias.requires_grad_(False)
+    model.eval()
+    model[4].train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    modes = [m.training for m in model.modules()]
+    run(model, x, y, ALL_LAYER, ALL_NET, num_classes=5)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) and before[k].dtype == after[k].dtype
+               for k in before)  # fmt: skip
+    assert [m.training for m in model.modules()] == modes
+    assert [p.requires_grad for p in model.parameters()] == [True, False] + [True] * 8
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_results_are_deterministic():
+    x, y = images()
+    a = run(convnet(), x, y, ALL_LAYER, ALL_NET, num_classes=5, seed=3)
+    b = run(convnet(), x, y, ALL_LAYER, ALL_NET, num_classes=5, seed=3)
+    assert a.per_layer.keys() == b.per_layer.keys() == set(ALL_LAYER)
+    for name in ALL_LAYER:
+        assert a.per_layer[name].dtype == np.float64
+        np.testing.assert_array_equal(a.per_layer[name], b.per_layer[name])
+    assert a.network == b.network and a.nan_reasons == b.nan_reasons == {}
+
+
+def test_passes_are_shared():
+    model, (x, y) = convnet(), images()
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    run(model, x, y, ALL_LAYER, ALL_NET, num_classes=5)
+    assert len(calls) == 4  # data pass 1 + synflow 1 + zen 2, whatever the number of proxies
+    calls.clear()
+    run(model, x, y, ["snip", "grad_norm", "fisher", "grasp", "flops"], ["jacov", "nwot"], 5)
+    assert len(calls) == 1
+    calls.clear()
+    run(model, x, y, ["l2_norm", "params"], ["params"], num_classes=5)
+    assert len(calls) == 0
+
+
+def test_input_independent_network_gives_finite_values():
+    model, (x, y) = convnet(), images()
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+    r = run(model, x, y, ALL_LAYER, ALL_NET, num_classes=5)
+    for name in ALL_LAYER:
+        assert np.isfinite(r.per_layer[name]).all(), name
+    assert r.per_layer["grad_norm"][:2].tolist() == [0.0, 0.0]
+    for name in ("jacov", "epe_nas", "zen", "params", "flops"):
+        assert np.isfinite(r.network[name]), name
+    # zero Jacobians: every correlation 0 for jacov (worst score), 1 for epe_nas
+    assert r.network["jacov"] == pytest.approx(-8 * (np.log(K) + 1 / K))
+    assert r.network["epe_nas"] == pytest.approx(sum(n * n for n in (2, 2, 2, 1, 1)) * np.log1p(K))
+    assert np.isnan(r.network["nwot"]) and "singular" in r.nan_reasons["net:nwot"]
+
+
+def test_synflow_overflow_is_nan_with_reason():
+    model = nn.Sequential(*[nn.Linear(4, 4) for _ in range(40)])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(1e10)
+    x, y = torch.randn(3, 4), torch.tensor([0, 1, 2])
+    r = run(model, x, y, ["synflow", "l2_norm"], num_classes=4)
+    assert np.isnan(r.per_layer["synflow"]).all()
+    assert "overflow" in r.nan_reasons["layer:synflow"]
+    assert np.isfinite(r.per_layer["l2_norm"]).all() and "layer:l2_norm" not in r.nan_reasons
+
+
+def test_failing_pass_gives_nan_and_reason_and_restores_model():
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))  # train-mode BN needs N > 1
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    r = run(model, torch.randn(1, 4), torch.tensor([0]), ["snip", "params"], ["jacov"])
+    assert np.isnan(r.per_layer["snip"]).all() and "data pass failed" in r.nan_reasons["layer:snip"]
+    assert "net:jacov" in r.nan_reasons and np.isnan(r.network["jacov"])
+    assert r.per_layer["params"].tolist() == [15.0]
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())

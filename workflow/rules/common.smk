@@ -1,0 +1,18 @@
+from snakemake.utils import validate
+
+from parzc import pipeline
+
+validate(config, schema="../schemas/config.schema.yaml")
+pipeline.check_names(config)
+RESULTS = config["results"]
+PLAN = pipeline.Plan(config)
+
+
+def all_targets():
+    return (
+        PLAN.feature_shards()
+        + PLAN.arch_stat_shards()
+        + PLAN.proxy_tables()
+        + PLAN.tables()
+        + PLAN.scatter_plots()
+    )

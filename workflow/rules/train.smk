@@ -1,0 +1,64 @@
+rule make_split:
+    output:
+        f"{RESULTS}/splits/{{space}}/{{dataset}}/n{{size}}_seed{{seed}}.parquet",
+    params:
+        pool=lambda wc: PLAN.pool(wc.space),
+    wildcard_constraints:
+        size=r"\d+",
+        seed=r"\d+",
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    log:
+        f"{RESULTS}/logs/splits/{{space}}/{{dataset}}/n{{size}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/splits/{{space}}/{{dataset}}/n{{size}}_seed{{seed}}.tsv"
+    script:
+        "../scripts/make_split.py"
+
+
+rule train_predictor:
+    input:
+        split=rules.make_split.output[0],
+        features=lambda wc: PLAN.feature_shards(wc.space, wc.dataset),
+        arch_stats=lambda wc: PLAN.arch_stat_shards(wc.space, wc.dataset),
+    output:
+        predictions=f"{RESULTS}/predictions/space={{space}}/dataset={{dataset}}/predictor={{predictor}}/n{{size}}_seed{{seed}}.parquet",
+        model=f"{RESULTS}/models/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.pkl",
+    params:
+        model=lambda wc: PLAN.predictors()[wc.predictor]["model"],
+        predictor_params=lambda wc: PLAN.predictor_params(wc.space, wc.predictor),
+        features=config["train"]["features"],
+        onehot=config["train"]["onehot"],
+    wildcard_constraints:
+        size=r"\d+",
+        seed=r"\d+",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    log:
+        f"{RESULTS}/logs/train/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.tsv"
+    script:
+        "../scripts/train_predictor.py"
+
+
+rule evaluate:
+    input:
+        rules.train_predictor.output.predictions,
+    output:
+        f"{RESULTS}/metrics/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.parquet",
+    wildcard_constraints:
+        size=r"\d+",
+        seed=r"\d+",
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    log:
+        f"{RESULTS}/logs/evaluate/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.tsv"
+    script:
+        "../scripts/evaluate.py"

@@ -1,0 +1,13 @@
+"""Snakemake wrapper: extract one (space, dataset, feature set, arch range) shard."""
+
+import logging
+
+from parzc.extract import ExtractSettings, extract_shard, shard_arch_ids
+from parzc.logs import setup_logging
+
+setup_logging(snakemake.log[0])
+wc = snakemake.wildcards
+settings = ExtractSettings(**snakemake.params.settings)
+ids = shard_arch_ids(wc.space, snakemake.params.arch_seed, int(wc.start), int(wc.end))
+summary = extract_shard(settings, ids, snakemake.output.features, snakemake.output.arch_stats)
+logging.getLogger("extract").info("%s", summary)

@@ -1,0 +1,27 @@
+"""Snakemake wrapper: train one predictor on one split and save its held-out predictions."""
+
+from parzc.experiment import train_and_predict
+from parzc.logs import setup_logging
+from parzc.store import Store
+
+setup_logging(snakemake.log[0])
+wc, p = snakemake.wildcards, snakemake.params
+store = Store(
+    snakemake.config["results"],
+    features=snakemake.input.features,
+    arch_stats=snakemake.input.arch_stats,
+)
+train_and_predict(
+    store,
+    wc.space,
+    wc.dataset,
+    wc.predictor,
+    p.model,
+    p.predictor_params,
+    p.features,
+    p.onehot,
+    snakemake.input.split,
+    int(wc.seed),
+    snakemake.output.predictions,
+    snakemake.output.model,
+)
