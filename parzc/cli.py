@@ -28,7 +28,7 @@ def _cmd_sql(args: argparse.Namespace) -> int:
 
 def _cmd_extract(args: argparse.Namespace) -> int:
     from parzc.config import load
-    from parzc.extract import extract_shard, shard_arch_ids
+    from parzc.extract import ExtractSettings, extract_shard, shard_arch_ids
     from parzc.pipeline import Plan
 
     plan = Plan(load(args.config))
@@ -39,7 +39,6 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         f"part-{args.start:05d}-{args.end:05d}.parquet"
     )
     root = Path(args.results or plan.results)
-    from parzc.extract import ExtractSettings
 
     summary = extract_shard(
         ExtractSettings(**settings), ids, root / "features" / part, root / "arch_stats" / part
@@ -54,6 +53,21 @@ def _cmd_proxy_correlation(args: argparse.Namespace) -> int:
 
     print(markdown_table(proxy_correlation_table(Store(args.results), args.space, args.dataset)))
     return 0
+
+
+def _cmd_store_check(args: argparse.Namespace) -> int:
+    from parzc.store_check import check_store, quarantine
+
+    problems = check_store(args.results)
+    for problem in problems:
+        print(problem)
+    if args.repair and problems:
+        for path in quarantine(problems, args.results):
+            print(f"moved to {path}")
+        print("rerun the pipeline (snakemake) to regenerate the moved shards")
+        return 0
+    print(f"{len(problems)} problem(s)" if problems else "store OK")
+    return 1 if problems else 0
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -93,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--results", default="results")
     p.set_defaults(func=_cmd_proxy_correlation)
+
+    p = sub.add_parser("store", help="check (and repair) the feature store's shards")
+    p.add_argument("action", choices=("check", "repair"))
+    p.add_argument("--results", default="results")
+    p.set_defaults(
+        func=lambda a: _cmd_store_check(
+            argparse.Namespace(results=a.results, repair=a.action == "repair")
+        )
+    )
 
     p = sub.add_parser("list", help="list search spaces, datasets and proxies")
     p.set_defaults(func=_cmd_list)

@@ -20,3 +20,8 @@ def resolve_device(spec: str = "auto") -> torch.device:
             )
         return torch.device(spec)
     raise ValueError(f"unknown device {spec!r}; use one of {', '.join(DEVICE_CHOICES)} or cuda:N")
+
+
+def limit_threads(threads: int) -> None:
+    """Cap torch's intra-op threads at the job's allotment (avoids oversubscribing shared nodes)."""
+    torch.set_num_threads(max(1, int(threads)))

@@ -106,8 +106,11 @@ def extract_shard(
     arch_ids: Sequence[int],
     features_path: str | Path,
     arch_stats_path: str | Path,
+    arch_seed: int | None = None,
 ) -> ShardSummary:
     """Compute proxies for `arch_ids` and write the per-layer and network-level Parquet files.
+
+    `arch_seed` (recorded in the metadata) is the permutation seed that chose the archs.
 
     The network-level file always holds an `n_layers` row per arch (its Conv2d/Linear count), so
     every arch's extraction time is stored even when no network-level proxy is requested.
@@ -127,7 +130,7 @@ def extract_shard(
     stats: dict[str, list] = {name: [] for name in ARCH_STATS_SCHEMA.names}
     reasons: dict[str, int] = {}
     started = time.perf_counter()
-    for arch_id in arch_ids:
+    for done, arch_id in enumerate(arch_ids):
         arch_id = int(arch_id)
         t0 = time.perf_counter()
         torch.manual_seed(_init_seed(settings.init_seed, arch_id))
@@ -142,6 +145,7 @@ def extract_shard(
             seed=settings.batch_seed,
         )
         elapsed_ms = (time.perf_counter() - t0) * 1e3
+        log.info("arch %d (%d/%d): %.0f ms", arch_id, done + 1, len(arch_ids), elapsed_ms)
         del model
         for key, reason in result.nan_reasons.items():
             log.warning("arch %d: %s is NaN: %s", arch_id, key, reason)
@@ -167,6 +171,7 @@ def extract_shard(
         gc.collect()
     seconds = time.perf_counter() - started
     metadata = shard_metadata(settings, batch.indices, device, len(arch_ids))
+    metadata["arch_seed"] = str(arch_seed)
     write_parquet(pa.table(feats, schema=FEATURE_SCHEMA), features_path, metadata)
     write_parquet(pa.table(stats, schema=ARCH_STATS_SCHEMA), arch_stats_path, metadata)
     nan_values = int(np.isnan(np.asarray(feats["value"], dtype=float)).sum())

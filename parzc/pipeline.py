@@ -120,7 +120,7 @@ class Plan:
         """One scatter per (space, dataset, reported predictor) at its largest split, first seed."""
         seed = self.config["train"]["seeds"][0]
         return [
-            f"{self.results}/plots/scatter/{s}_{d}_{label}_n{max(self.train_sizes(s))}_seed{seed}.png"
+            f"{self.results}/plots/scatter/{s}/{d}/{label}_n{max(self.train_sizes(s))}_seed{seed}.png"
             for s, d in self.space_datasets()
             if self.train_sizes(s)
             for label, entry in self.predictors().items()

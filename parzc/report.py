@@ -19,7 +19,7 @@ def aggregate_proxies(store: Store, space: str, dataset: str) -> pl.DataFrame:
     """
     return (
         store.connect()
-        .execute(
+        .sql(
             """
         WITH agg AS (
             SELECT arch_id, proxy, sum(value) AS value FROM features
@@ -32,7 +32,7 @@ def aggregate_proxies(store: Store, space: str, dataset: str) -> pl.DataFrame:
         ON a.space = $space AND a.dataset = $dataset AND a.arch_id = agg.arch_id
         ORDER BY proxy, arch_id
         """,
-            {"space": space, "dataset": dataset},
+            params={"space": space, "dataset": dataset},
         )
         .pl()
     )

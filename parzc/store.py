@@ -96,7 +96,7 @@ class Store:
         con.execute(f"SET allowed_directories = {allowed}")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
-        return con.execute(query).pl()
+        return con.sql(query).pl()
 
     def assemble(
         self,
@@ -116,9 +116,9 @@ class Store:
         con = self.connect()
         params = {"space": space, "dataset": dataset}
         stored = (
-            con.execute(
+            con.sql(
                 "SELECT DISTINCT proxy FROM features WHERE space = $space AND dataset = $dataset",
-                params,
+                params=params,
             )
             .pl()["proxy"]
             .to_list()
@@ -130,15 +130,15 @@ class Store:
                 f"(stored: {sorted(stored)}); add them to a feature set and extract"
             )
         _check_duplicates(con, params)
-        long = con.execute(
+        long = con.sql(
             "SELECT arch_id, proxy, layer, value FROM features "
             "WHERE space = $space AND dataset = $dataset",
-            params,
+            params=params,
         ).pl()
-        net = con.execute(
+        net = con.sql(
             "SELECT arch_id, proxy, value FROM arch_stats WHERE space = $space "
             "AND dataset = $dataset AND proxy <> 'n_layers'",
-            params,
+            params=params,
         ).pl()
         if arch_ids is None:
             have = (
@@ -251,10 +251,10 @@ def _pivot_scalars(net: pl.DataFrame, ids: np.ndarray, names: list[str]) -> np.n
 
 
 def _check_duplicates(con: duckdb.DuckDBPyConnection, params: dict) -> None:
-    rows = con.execute(
+    rows = con.sql(
         "SELECT arch_id, proxy, layer, count(*) AS n FROM features WHERE space = $space "
         "AND dataset = $dataset GROUP BY ALL HAVING n > 1 LIMIT 5",
-        params,
+        params=params,
     ).fetchall()
     if rows:
         raise StoreError(

@@ -5,6 +5,15 @@ from parzc import pipeline
 validate(config, schema="../schemas/config.schema.yaml")
 pipeline.check_names(config)
 RESULTS = config["results"]
+
+
+wildcard_constraints:
+    space=r"[a-z0-9]+",
+    dataset=r"[a-z0-9-]+",
+    fset=r"[a-z0-9_]+",
+    predictor=r"[a-z0-9_]+",
+
+
 PLAN = pipeline.Plan(config)
 
 

@@ -51,14 +51,14 @@ rule scatter_plot:
         f"{RESULTS}/predictions/space={{space}}/dataset={{dataset}}/predictor={{predictor}}/n{{size}}_seed{{seed}}.parquet",
     output:
         report(
-            f"{RESULTS}/plots/scatter/{{space}}_{{dataset}}_{{predictor}}_n{{size}}_seed{{seed}}.png",
+            f"{RESULTS}/plots/scatter/{{space}}/{{dataset}}/{{predictor}}_n{{size}}_seed{{seed}}.png",
             category="Predictors",
             subcategory="Scatter",
             caption="../report/scatter.rst",
         ),
     log:
-        f"{RESULTS}/logs/report/scatter_{{space}}_{{dataset}}_{{predictor}}_n{{size}}_seed{{seed}}.log",
+        f"{RESULTS}/logs/report/scatter/{{space}}/{{dataset}}/{{predictor}}_n{{size}}_seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/report/scatter_{{space}}_{{dataset}}_{{predictor}}_n{{size}}_seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/report/scatter/{{space}}/{{dataset}}/{{predictor}}_n{{size}}_seed{{seed}}.tsv"
     script:
         "../scripts/scatter_plot.py"

@@ -1,10 +1,12 @@
 """Snakemake wrapper: train one predictor on one split and save its held-out predictions."""
 
+from parzc.device import limit_threads
 from parzc.experiment import train_and_predict
 from parzc.logs import setup_logging
 from parzc.store import Store
 
 setup_logging(snakemake.log[0])
+limit_threads(snakemake.threads)
 wc, p = snakemake.wildcards, snakemake.params
 store = Store(
     snakemake.config["results"],

@@ -1,0 +1,54 @@
+"""Shared fixtures: a small real NB201 feature store extracted once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from parzc.extract import ExtractSettings, extract_shard, shard_arch_ids
+
+LAYER = ("grad_norm", "snip", "synflow", "params")
+NETWORK = ("nwot", "params")
+ARCH_SEED = 0
+SHARDS = ((0, 3), (4, 7))
+
+
+def shard_part(
+    start: int, end: int, space: str = "nb201", dataset: str = "cifar10", fset: str = "mini"
+) -> str:
+    return f"space={space}/dataset={dataset}/set={fset}/part-{start:05d}-{end:05d}.parquet"
+
+
+def mini_settings(**overrides) -> ExtractSettings:
+    fields = dict(
+        space="nb201",
+        dataset="cifar10",
+        feature_set="mini",
+        layer_proxies=LAYER,
+        network_proxies=NETWORK,
+        batch_size=8,
+        batch_seed=0,
+        init_seed=0,
+        device="cpu",
+    )
+    fields.update(overrides)
+    return ExtractSettings(**fields)
+
+
+def extract_into(root: Path, start: int, end: int, settings: ExtractSettings | None = None) -> None:
+    settings = settings or mini_settings()
+    part = shard_part(start, end, settings.space, settings.dataset, settings.feature_set)
+    ids = shard_arch_ids(settings.space, ARCH_SEED, start, end)
+    extract_shard(settings, ids, root / "features" / part, root / "arch_stats" / part, ARCH_SEED)
+
+
+@pytest.fixture(scope="session")
+def mini_store(tmp_path_factory) -> Path:
+    """results/ with 8 real NB201 archs (2 shards) of a small proxy set, extracted on the CPU."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("results")
+    for start, end in SHARDS:
+        extract_into(root, start, end)
+    return root
