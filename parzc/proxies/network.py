@@ -95,10 +95,11 @@ def nwot(d: PassData) -> float:
 def zen(d: PassData) -> float:
     """log(E_n ||f(x_n) - f(x_n + 0.01 eps_n)||_1 + 1e-6) + sum_BN log(sigma_BN + 1e-6).
 
-    x, eps ~ N(0, 1) shaped like the batch (seeded), f = input of the last Linear module (the
-    pre-classifier features, after global pooling), BN in train mode; sigma_BN =
-    sqrt(mean_c Var_batch(input_c)) of each BatchNorm call on x. The network's own weights are
-    used (no Gaussian re-initialisation). Lin et al., "Zen-NAS", ICCV 2021.
+    As Zen-NAS: Conv/Linear weights re-drawn from N(0, 1) (biases 0, norm layers 1/0) for the
+    pass only; x, eps ~ N(0, 1) shaped like the batch (seeded); f = the pre-global-pooling
+    feature map (the input of the last AdaptiveAvgPool2d; else of the last Linear); BN in train
+    mode; sigma_BN = sqrt(mean_c Var_batch(input_c)) of each BatchNorm call on x (the batch
+    statistic that Zen-NAS reads back from running_var). Lin et al., "Zen-NAS", ICCV 2021.
     """
     return math.log(d.zen_diff + ZEN_EPS) + d.zen_bn_log_std
 

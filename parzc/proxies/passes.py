@@ -90,10 +90,10 @@ def grad_or_zeros(out: Tensor, inputs: Sequence[Tensor], **kwargs) -> list[Tenso
 def pass_state(
     model: nn.Module,
     train: bool,
-    param_fn: Callable[[Tensor], Tensor] | None = None,
+    param_fn: Callable[[nn.Parameter], Tensor] | None = None,
     buffer_fn: Callable[[nn.Module, str, Tensor], Tensor] | None = None,
 ) -> Iterator[None]:
-    """Swap in new parameter data (param_fn) and buffers (buffer_fn, default: clones), set modes.
+    """Swap in new parameter data (param_fn(param)) and buffers (buffer_fn, default: clones).
 
     train=True: train mode with dropout off; train=False: eval mode. All parameters require grad.
     On exit the original tensors, modes and requires_grad flags are put back.
@@ -103,9 +103,9 @@ def pass_state(
     modes = [(m, m.training) for m in model.modules()]
     try:
         with torch.no_grad():
-            for p, data, _ in params:
+            for p, _, _ in params:
                 if param_fn is not None:
-                    p.data = param_fn(data)
+                    p.data = param_fn(p)
                 p.requires_grad_(True)
             for m, k, b in buffers:
                 m._buffers[k] = buffer_fn(m, k, b) if buffer_fn else b.clone()
@@ -223,22 +223,40 @@ def synflow_pass(d: PassData, wanted: frozenset[str]) -> None:
         d.synflow_output = float(r.detach())
 
 
-def zen_pass(d: PassData, wanted: frozenset[str]) -> None:
-    """Zen-NAS: features of Gaussian input x and of x + alpha*eps, and BN batch stds on x.
+def _gaussian_init(model: nn.Module, gen: torch.Generator) -> dict[nn.Parameter, Tensor]:
+    """Zen-NAS initialisation: Conv/Linear weights ~ N(0, 1), biases 0, norm layers (1, 0)."""
+    new: dict[nn.Parameter, Tensor] = {}
+    for m in model.modules():
+        if isinstance(m, LAYER_TYPES):
+            new[m.weight] = torch.randn(m.weight.shape, generator=gen, device=m.weight.device,
+                                        dtype=m.weight.dtype)
+        if isinstance(m, (*LAYER_TYPES, _BatchNorm, nn.LayerNorm)) and m.bias is not None:
+            new[m.bias] = torch.zeros_like(m.bias)
+        if isinstance(m, (_BatchNorm, nn.LayerNorm)) and m.weight is not None:
+            new[m.weight] = torch.ones_like(m.weight)
+    return new
 
-    x then eps are drawn from a torch.Generator seeded with `seed`, shaped like the batch. The
-    features are the input of the last Linear module (the model output if there is none).
+
+def zen_pass(d: PassData, wanted: frozenset[str]) -> None:
+    """Zen-NAS: pre-pooling features of Gaussian x and x + alpha*eps, and BN batch stds on x.
+
+    The network runs with Zen-NAS's Gaussian weights (swapped in, then restored) and train-mode
+    BN. x, eps and the weights come from a torch.Generator seeded with `seed`. The features are
+    the input of the last global pooling module (else of the last Linear, else the output).
     """
     gen = torch.Generator(device=d.images.device).manual_seed(d.seed)
     shape, opts = d.images.shape, {"device": d.images.device, "dtype": d.images.dtype}
     x = torch.randn(shape, generator=gen, **opts)
     eps = torch.randn(shape, generator=gen, **opts)
+    gaussian = _gaussian_init(d.model, gen)
+    pools = [m for m in d.model.modules() if isinstance(m, nn.AdaptiveAvgPool2d)]
     heads = [m for _, m in d.layers if isinstance(m, nn.Linear)]
+    tap = pools[-1] if pools else (heads[-1] if heads else None)
     feats: list[Tensor] = []
     logs: list[Tensor] = []
     recording = [True]
 
-    def head_hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
+    def tap_hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
         feats.append(inputs[0].detach())
 
     def bn_hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
@@ -247,8 +265,9 @@ def zen_pass(d: PassData, wanted: frozenset[str]) -> None:
             logs.append(torch.log(t.var(1, unbiased=False).mean().sqrt() + ZEN_EPS))
 
     pairs = [(m, bn_hook) for m in d.model.modules() if isinstance(m, _BatchNorm)]
-    pairs += [(heads[-1], head_hook)] if heads else []
-    with pass_state(d.model, train=True), hooks(pairs), torch.no_grad():
+    pairs += [(tap, tap_hook)] if tap is not None else []
+    param_fn = lambda p: gaussian.get(p, p.data)  # noqa: E731
+    with pass_state(d.model, True, param_fn), hooks(pairs), torch.no_grad():
         out = d.model(x)
         f1 = feats[-1] if feats else out
         recording[0] = False
