@@ -1,0 +1,111 @@
+"""The predictor contract, the predictor registry and persistence.
+
+A predictor is a keyword-only dataclass: its init fields are its parameters (`params`), and
+`create_predictor(name, **params)` builds one by registered name. `fit` trains on
+`train.val_acc`; `predict` returns (score, uncertainty or None), higher score = better.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from parzc.features import FeatureMatrix
+from parzc.registry import Registry
+
+PREDICTORS: Registry[type[Predictor]] = Registry("predictor")
+
+_FORMAT_VERSION = 1
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class NotFittedError(RuntimeError):
+    """`predict` or `save` called on a predictor that needs `fit` first."""
+
+
+class Predictor(ABC):
+    """A model that scores architectures from a FeatureMatrix; subclasses are dataclasses."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def fit(self, train: FeatureMatrix, seed: int) -> dict[str, Any]:
+        """Train on `train.val_acc`; returns a report (epochs, final loss, seconds, ...)."""
+
+    @abstractmethod
+    def predict(self, data: FeatureMatrix) -> tuple[np.ndarray, np.ndarray | None]:
+        """(score, uncertainty or None), float64 arrays of length len(data)."""
+
+    @abstractmethod
+    def _get_state(self) -> dict[str, Any]:
+        """The fitted state, picklable and on CPU."""
+
+    @abstractmethod
+    def _set_state(self, state: dict[str, Any]) -> None:
+        """Restore what `_get_state` returned."""
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The constructor parameters."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Pickle name, params and fitted state to `path` atomically (tmp file + os.replace)."""
+        payload = {
+            "format": _FORMAT_VERSION,
+            "name": self.name,
+            "params": self.params,
+            "state": self._get_state(),
+        }
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Predictor:
+        """A predictor saved by `save`; `Predictor.load` accepts any registered kind."""
+        with open(path, "rb") as fh:
+            payload = pickle.load(fh)
+        if payload.get("format") != _FORMAT_VERSION:
+            raise ValueError(f"{path}: unsupported predictor file format {payload.get('format')}")
+        klass = PREDICTORS.get(payload["name"])
+        if not issubclass(klass, cls):
+            raise ValueError(f"{path} holds a {payload['name']!r} predictor, not {cls.__name__}")
+        predictor = klass(**payload["params"])
+        predictor._set_state(payload["state"])
+        return predictor
+
+
+def create_predictor(name: str, **params: Any) -> Predictor:
+    """The registered predictor `name` with `params`; unknown names/params are errors."""
+    klass = PREDICTORS.get(name)
+    accepted = [f.name for f in dataclasses.fields(klass) if f.init]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise TypeError(
+            f"unknown parameter(s) {', '.join(unknown)} for predictor {name!r}; "
+            f"accepted: {', '.join(accepted)}"
+        )
+    return klass(**params)
+
+
+def check_same_columns(kind: str, trained: list[str], given: list[str]) -> None:
+    """Raise ValueError when prediction data has other feature columns than the training data."""
+    if list(trained) != list(given):
+        raise ValueError(f"{kind} differ from training: trained on {trained}, got {given}")
