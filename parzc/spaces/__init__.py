@@ -13,7 +13,7 @@ def get_space(name: str) -> SearchSpace:
 
 
 def _load_builtin_spaces() -> None:
-    from parzc.spaces import nb201  # noqa: F401
+    from parzc.spaces import autoformer, darts, nb101, nb201  # noqa: F401
 
 
 _load_builtin_spaces()

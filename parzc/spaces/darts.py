@@ -1,0 +1,348 @@
+"""The DARTS cell space (Liu et al., ICLR 2019) with NAS-Bench-301 ground truth (Siems et al.).
+
+A genotype gives each of a normal and a reduction cell 8 edges `[op, input]`: intermediate node k
+(0-based, 4 per cell) sums the ops on edges 2k and 2k+1, applied to state `input` (0 and 1 are
+the two preprocessed cell inputs, 2 + j is intermediate node j, so `input < k + 2`); the cell
+outputs the channel concatenation of its `*_concat` nodes. The network is DARTS'
+`NetworkCIFAR` (cnn/model.py, ops from cnn/operations.py) without the auxiliary head and without
+drop path, both training-only.
+
+Arch strings are canonical JSON of the genotype:
+`{"normal": [[op, input] x 8], "normal_concat": [...], "reduce": [...], "reduce_concat": [...]}`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+from torch import nn
+
+from parzc.data import resource
+from parzc.spaces import SPACES
+from parzc.spaces.base import ACCURACY_COLUMNS, DatasetInfo, InvalidArchError, SearchSpace
+
+OPS = (
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+CELL_TYPES = ("normal", "reduce")
+STEPS = 4  # intermediate nodes per cell
+EDGES = 2 * STEPS
+NUM_STATES = STEPS + 2
+STEM_MULTIPLIER = 3
+# NAS-Bench-301 training (automl/nasbench301, nasbench301/data_generation/configs/config_*.json)
+NB301_CHANNELS = 32
+NB301_LAYERS = 8
+
+Cell = tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class Genotype:
+    normal: Cell
+    normal_concat: tuple[int, ...]
+    reduce: Cell
+    reduce_concat: tuple[int, ...]
+
+    def to_arch(self) -> str:
+        spec = {
+            "normal": [list(e) for e in self.normal],
+            "normal_concat": list(self.normal_concat),
+            "reduce": [list(e) for e in self.reduce],
+            "reduce_concat": list(self.reduce_concat),
+        }
+        return json.dumps(spec, sort_keys=True, separators=(",", ":"))
+
+
+def _fail(msg: str) -> InvalidArchError:
+    return InvalidArchError(f"DARTS genotype: {msg}")
+
+
+def _parse_cell(kind: str, edges: Any) -> Cell:
+    if not isinstance(edges, list) or len(edges) != EDGES:
+        got = len(edges) if isinstance(edges, list) else type(edges).__name__
+        raise _fail(f"{kind!r} must list {EDGES} [op, input] edges, got {got}")
+    out = []
+    for e, edge in enumerate(edges):
+        if not isinstance(edge, list | tuple) or len(edge) != 2:
+            raise _fail(f"{kind}[{e}] is {edge!r}, expected [op, input]")
+        op, src = edge
+        if op not in OPS:
+            raise _fail(f"{kind}[{e}] op {op!r} is not one of {', '.join(OPS)}")
+        node = e // 2
+        if type(src) is not int or not 0 <= src < node + 2:
+            raise _fail(
+                f"{kind}[{e}] input {src!r} is invalid for intermediate node {node} "
+                f"(expected 0..{node + 1})"
+            )
+        out.append((op, src))
+    return tuple(out)
+
+
+def _parse_concat(kind: str, concat: Any) -> tuple[int, ...]:
+    valid = list(range(2, NUM_STATES))
+    if (
+        not isinstance(concat, list)
+        or not concat
+        or any(type(c) is not int or c not in valid for c in concat)
+        or concat != sorted(set(concat))
+    ):
+        raise _fail(f"{kind!r} is {concat!r}, expected increasing distinct nodes from {valid}")
+    return tuple(concat)
+
+
+def parse_genotype(obj: Any) -> Genotype:
+    """Validate a genotype mapping (as in the NB301 / NDS JSON), naming the bad value."""
+    keys = {"normal", "normal_concat", "reduce", "reduce_concat"}
+    if not isinstance(obj, dict) or set(obj) != keys:
+        got = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+        raise _fail(f"expected an object with keys {sorted(keys)}, got {got}")
+    return Genotype(
+        normal=_parse_cell("normal", obj["normal"]),
+        normal_concat=_parse_concat("normal_concat", obj["normal_concat"]),
+        reduce=_parse_cell("reduce", obj["reduce"]),
+        reduce_concat=_parse_concat("reduce_concat", obj["reduce_concat"]),
+    )
+
+
+def parse_arch(arch: str) -> Genotype:
+    try:
+        obj = json.loads(arch)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise _fail(f"not JSON: {arch!r} ({exc})") from None
+    return parse_genotype(obj)
+
+
+class ReLUConvBN(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
+
+
+class DilConv(nn.Sequential):
+    """ReLU, depthwise (dilated) conv, pointwise conv, BN."""
+
+    def __init__(self, c: int, kernel: int, stride: int, padding: int, dilation: int) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c, c, kernel, stride, padding, dilation=dilation, groups=c, bias=False),
+            nn.Conv2d(c, c, 1, bias=False),
+            nn.BatchNorm2d(c),
+        )
+
+
+class SepConv(nn.Sequential):
+    """Two stacked depthwise-separable blocks; only the first one strides."""
+
+    def __init__(self, c: int, kernel: int, stride: int, padding: int) -> None:
+        super().__init__(
+            DilConv(c, kernel, stride, padding, dilation=1),
+            DilConv(c, kernel, 1, padding, dilation=1),
+        )
+
+
+class FactorizedReduce(nn.Module):
+    """Stride-2 reduction: two offset 1x1 stride-2 convs, concatenated, then BN."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
+
+
+def make_op(name: str, c: int, stride: int) -> nn.Module:
+    """DARTS' `OPS[name](C, stride, affine=True)`."""
+    if name == "max_pool_3x3":
+        return nn.MaxPool2d(3, stride=stride, padding=1)
+    if name == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+    if name == "skip_connect":
+        return nn.Identity() if stride == 1 else FactorizedReduce(c, c)
+    kind, size = name.rsplit("_", 1)
+    kernel = int(size[0])
+    if kind == "sep_conv":
+        return SepConv(c, kernel, stride, kernel // 2)
+    return DilConv(c, kernel, stride, 2 * (kernel // 2), dilation=2)
+
+
+class DartsCell(nn.Module):
+    def __init__(
+        self,
+        edges: Cell,
+        concat: tuple[int, ...],
+        c_prev_prev: int,
+        c_prev: int,
+        c: int,
+        reduction: bool,
+        reduction_prev: bool,
+    ) -> None:
+        super().__init__()
+        self.preprocess0 = (
+            FactorizedReduce(c_prev_prev, c)
+            if reduction_prev
+            else ReLUConvBN(c_prev_prev, c, 1, 1, 0)
+        )
+        self.preprocess1 = ReLUConvBN(c_prev, c, 1, 1, 0)
+        self.inputs = [src for _, src in edges]
+        self.concat = concat
+        self.ops = nn.ModuleList(
+            make_op(op, c, 2 if reduction and src < 2 else 1) for op, src in edges
+        )
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for k in range(STEPS):
+            a, b = 2 * k, 2 * k + 1
+            states.append(self.ops[a](states[self.inputs[a]]) + self.ops[b](states[self.inputs[b]]))
+        return torch.cat([states[i] for i in self.concat], dim=1)
+
+
+class NetworkCIFAR(nn.Module):
+    """DARTS' CIFAR network: 3C-channel stem, `layers` cells (reductions at 1/3 and 2/3)."""
+
+    def __init__(self, genotype: Genotype, channels: int, layers: int, num_classes: int) -> None:
+        super().__init__()
+        c_curr = STEM_MULTIPLIER * channels
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
+        )
+        c_prev_prev, c_prev, c_curr = c_curr, c_curr, channels
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                c_curr *= 2
+            edges, concat = (
+                (genotype.reduce, genotype.reduce_concat)
+                if reduction
+                else (genotype.normal, genotype.normal_concat)
+            )
+            self.cells.append(
+                DartsCell(edges, concat, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
+            )
+            reduction_prev = reduction
+            c_prev_prev, c_prev = c_prev, len(concat) * c_curr
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1)
+        return self.classifier(torch.flatten(self.pool(s1), 1))
+
+
+def onehot(genotype: Genotype) -> np.ndarray:
+    """Per cell type: 8 edges x (7 ops + 5 inputs) then a 4-node concat mask; 200 floats."""
+    parts = []
+    for edges, concat in (
+        (genotype.normal, genotype.normal_concat),
+        (genotype.reduce, genotype.reduce_concat),
+    ):
+        ops = np.zeros((EDGES, len(OPS)), dtype=np.float32)
+        inputs = np.zeros((EDGES, NUM_STATES - 1), dtype=np.float32)
+        for e, (op, src) in enumerate(edges):
+            ops[e, OPS.index(op)] = 1.0
+            inputs[e, src] = 1.0
+        mask = np.zeros(STEPS, dtype=np.float32)
+        mask[[c - 2 for c in concat]] = 1.0
+        parts += [np.concatenate([ops, inputs], axis=1).ravel(), mask]
+    return np.concatenate(parts)
+
+
+@SPACES.register("nb301")
+class NB301(SearchSpace):
+    """500 DARTS genotypes (NASLib sample) with NAS-Bench-301 CIFAR-10 validation accuracy.
+
+    NB301 trained every genotype as DARTS' NetworkCIFAR with 32 initial channels and 8 cells
+    (automl/nasbench301 `data_generation/configs/config_*.json`: init_channels 32, layers 8, plus
+    auxiliary head, drop path 0.2, cutout, mixup 0.2, SGD lr 0.025, cosine over 100 epochs, batch
+    96); `build` uses the same C=32, 8 cells, 10 classes. Only the validation accuracy is shipped,
+    so `val_acc` and `test_acc` both hold it; `train_time_s` is null.
+    """
+
+    name = "nb301"
+    datasets = {"cifar10": DatasetInfo("cifar10", 10, 32, "CIFAR-10 images")}
+    # Theoretical maximum (all 16 edges sep_conv, 4 convs each): stem + 8 cells x (32 op convs +
+    # 2 preprocess convs) + 1 extra conv in each FactorizedReduce preprocess after the 2
+    # reductions + classifier.
+    max_layers = 1 + NB301_LAYERS * (EDGES * 4 + 2) + 2 + 1
+
+    def accuracy_table(self) -> pl.DataFrame:
+        return _accuracy_table()
+
+    def decode(self, arch: str) -> Genotype:
+        return parse_arch(arch)
+
+    def build(self, arch: str, dataset: str) -> nn.Module:
+        num_classes = self.dataset(dataset).num_classes
+        return NetworkCIFAR(parse_arch(arch), NB301_CHANNELS, NB301_LAYERS, num_classes)
+
+    def onehot(self, arch: str) -> np.ndarray:
+        return onehot(parse_arch(arch))
+
+
+@cache
+def _accuracy_table() -> pl.DataFrame:
+    raw = pl.read_parquet(resource("nb301/nb301_naslib500.parquet"))
+    archs = [parse_genotype(json.loads(g)).to_arch() for g in raw["genotype"]]
+    return pl.DataFrame(
+        {
+            "arch_id": raw["arch_id"],
+            "arch": archs,
+            "dataset": "cifar10",
+            "val_acc": raw["val_accuracy"],
+            "test_acc": raw["val_accuracy"],
+            "train_time_s": None,
+        }
+    ).cast(ACCURACY_COLUMNS)
+
+
+def read_nds_json(path: str | Path, dataset: str = "cifar10") -> pl.DataFrame:
+    """Read an NDS (Radosavovic et al., 2019) DARTS-space JSON into an accuracy-like table.
+
+    Records carry `net.genotype`, `net.width` (C), `net.depth` (cells) and `test_ep_top1`, the
+    per-epoch top-1 *error* in %; accuracy is `100 - test_ep_top1[-1]` and fills both `val_acc`
+    and `test_acc`. Columns: ACCURACY_COLUMNS (arch_id = record index), then `width`, `depth`.
+    A file holding `{"top": [...], "mid": [...]}` is read as top + mid, like NDS' own loader.
+    """
+    data = json.loads(Path(path).read_text())
+    if isinstance(data, dict):
+        data = data["top"] + data["mid"]
+    rows: dict[str, list] = {k: [] for k in [*ACCURACY_COLUMNS, "width", "depth"]}
+    for i, record in enumerate(data):
+        net = record["net"]
+        try:
+            arch = parse_genotype(net["genotype"]).to_arch()
+        except InvalidArchError as exc:
+            raise InvalidArchError(f"{path}: record {i}: {exc}") from None
+        acc = 100.0 - float(record["test_ep_top1"][-1])
+        for key, value in zip(
+            rows,
+            (i, arch, dataset, acc, acc, None, net["width"], net["depth"]),
+            strict=True,
+        ):
+            rows[key].append(value)
+    return pl.DataFrame(rows, schema={**ACCURACY_COLUMNS, "width": pl.Int32, "depth": pl.Int32})
