@@ -68,7 +68,6 @@ def train_and_predict(
     model: str,
     params: dict[str, Any],
     features: Sequence[str],
-    onehot: bool,
     split_path: str | Path,
     seed: int,
     predictions_path: str | Path,
@@ -76,11 +75,12 @@ def train_and_predict(
 ) -> dict[str, Any]:
     """Fit `model` on the split's training archs (val accuracy); predict every held-out arch.
 
+    The one-hot op encoding is always assembled; predictors use it with `use_onehot: true`.
     Nothing is written unless fit and prediction succeed; both files are written atomically.
     """
     train_ids, test_ids = load_split(split_path)
     data = store.assemble(
-        space, dataset, features, np.concatenate([train_ids, test_ids]), onehot=onehot
+        space, dataset, features, np.concatenate([train_ids, test_ids]), onehot=True
     )
     train, test = (
         data.subset(np.arange(len(train_ids))),
@@ -116,7 +116,6 @@ def train_and_predict(
             "seed": str(seed),
             "params": json.dumps(params, sort_keys=True),
             "features": ",".join(features),
-            "onehot": str(onehot),
             "fit_report": json.dumps(report),
         },
     )

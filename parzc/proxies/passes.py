@@ -228,8 +228,9 @@ def _gaussian_init(model: nn.Module, gen: torch.Generator) -> dict[nn.Parameter,
     new: dict[nn.Parameter, Tensor] = {}
     for m in model.modules():
         if isinstance(m, LAYER_TYPES):
-            new[m.weight] = torch.randn(m.weight.shape, generator=gen, device=m.weight.device,
-                                        dtype=m.weight.dtype)
+            new[m.weight] = torch.randn(
+                m.weight.shape, generator=gen, device=m.weight.device, dtype=m.weight.dtype
+            )
         if isinstance(m, (*LAYER_TYPES, _BatchNorm, nn.LayerNorm)) and m.bias is not None:
             new[m.bias] = torch.zeros_like(m.bias)
         if isinstance(m, (_BatchNorm, nn.LayerNorm)) and m.weight is not None:

@@ -2,9 +2,10 @@ rule extract_shard:
     output:
         features=f"{RESULTS}/features/space={{space}}/dataset={{dataset}}/set={{fset}}/part-{{start}}-{{end}}.parquet",
         arch_stats=f"{RESULTS}/arch_stats/space={{space}}/dataset={{dataset}}/set={{fset}}/part-{{start}}-{{end}}.parquet",
-    params:
-        settings=lambda wc: PLAN.extract_settings(wc.space, wc.dataset, wc.fset),
-        arch_seed=lambda wc: PLAN.arch_seed(wc.space),
+    log:
+        f"{RESULTS}/logs/extract/{{space}}/{{dataset}}/{{fset}}/part-{{start}}-{{end}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/extract/{{space}}/{{dataset}}/{{fset}}/part-{{start}}-{{end}}.tsv"
     wildcard_constraints:
         start=r"\d{5}",
         end=r"\d{5}",
@@ -12,9 +13,8 @@ rule extract_shard:
     resources:
         mem_mb=2000,
         runtime=60,
-    log:
-        f"{RESULTS}/logs/extract/{{space}}/{{dataset}}/{{fset}}/part-{{start}}-{{end}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/extract/{{space}}/{{dataset}}/{{fset}}/part-{{start}}-{{end}}.tsv"
+    params:
+        settings=lambda wc: PLAN.extract_settings(wc.space, wc.dataset, wc.fset),
+        arch_seed=lambda wc: PLAN.arch_seed(wc.space),
     script:
         "../scripts/extract_shard.py"

@@ -1,18 +1,18 @@
 rule make_split:
     output:
         f"{RESULTS}/splits/{{space}}/{{dataset}}/n{{size}}_seed{{seed}}.parquet",
-    params:
-        pool=lambda wc: PLAN.pool(wc.space),
+    log:
+        f"{RESULTS}/logs/splits/{{space}}/{{dataset}}/n{{size}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/splits/{{space}}/{{dataset}}/n{{size}}_seed{{seed}}.tsv"
     wildcard_constraints:
         size=r"\d+",
         seed=r"\d+",
     resources:
         mem_mb=1000,
         runtime=5,
-    log:
-        f"{RESULTS}/logs/splits/{{space}}/{{dataset}}/n{{size}}_seed{{seed}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/splits/{{space}}/{{dataset}}/n{{size}}_seed{{seed}}.tsv"
+    params:
+        pool=lambda wc: PLAN.pool(wc.space),
     script:
         "../scripts/make_split.py"
 
@@ -25,11 +25,10 @@ rule train_predictor:
     output:
         predictions=f"{RESULTS}/predictions/space={{space}}/dataset={{dataset}}/predictor={{predictor}}/n{{size}}_seed{{seed}}.parquet",
         model=f"{RESULTS}/models/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.pkl",
-    params:
-        model=lambda wc: PLAN.predictors()[wc.predictor]["model"],
-        predictor_params=lambda wc: PLAN.predictor_params(wc.space, wc.predictor),
-        features=config["train"]["features"],
-        onehot=config["train"]["onehot"],
+    log:
+        f"{RESULTS}/logs/train/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.tsv"
     wildcard_constraints:
         size=r"\d+",
         seed=r"\d+",
@@ -37,10 +36,10 @@ rule train_predictor:
     resources:
         mem_mb=4000,
         runtime=120,
-    log:
-        f"{RESULTS}/logs/train/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/train/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.tsv"
+    params:
+        model=lambda wc: PLAN.predictors()[wc.predictor]["model"],
+        predictor_params=lambda wc: PLAN.predictor_params(wc.space, wc.predictor),
+        features=config["train"]["features"],
     script:
         "../scripts/train_predictor.py"
 
@@ -50,15 +49,15 @@ rule evaluate:
         rules.train_predictor.output.predictions,
     output:
         f"{RESULTS}/metrics/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.parquet",
+    log:
+        f"{RESULTS}/logs/evaluate/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.tsv"
     wildcard_constraints:
         size=r"\d+",
         seed=r"\d+",
     resources:
         mem_mb=1000,
         runtime=5,
-    log:
-        f"{RESULTS}/logs/evaluate/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.tsv"
     script:
         "../scripts/evaluate.py"

@@ -21,7 +21,6 @@ train_and_predict(
     p.model,
     p.predictor_params,
     p.features,
-    p.onehot,
     snakemake.input.split,
     int(wc.seed),
     snakemake.output.predictions,
