@@ -9,6 +9,8 @@ rule extract_shard:
     wildcard_constraints:
         start=r"\d{5}",
         end=r"\d{5}",
+    conda:
+        "../envs/parzc.yaml"
     threads: 1
     resources:
         mem_mb=2000,

@@ -13,6 +13,8 @@ rule proxy_correlation:
         f"{RESULTS}/logs/proxy_correlation/{{space}}_{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/proxy_correlation/{{space}}_{{dataset}}.tsv"
+    conda:
+        "../envs/parzc.yaml"
     script:
         "../scripts/proxy_correlation.py"
 
@@ -42,6 +44,8 @@ rule correlation_tables:
         f"{RESULTS}/logs/report/correlation_tables.log",
     benchmark:
         f"{RESULTS}/benchmarks/report/correlation_tables.tsv"
+    conda:
+        "../envs/parzc.yaml"
     script:
         "../scripts/correlation_tables.py"
 
@@ -60,5 +64,7 @@ rule scatter_plot:
         f"{RESULTS}/logs/report/scatter/{{space}}/{{dataset}}/{{predictor}}_n{{size}}_seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/report/scatter/{{space}}/{{dataset}}/{{predictor}}_n{{size}}_seed{{seed}}.tsv"
+    conda:
+        "../envs/parzc.yaml"
     script:
         "../scripts/scatter_plot.py"

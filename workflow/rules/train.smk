@@ -8,6 +8,8 @@ rule make_split:
     wildcard_constraints:
         size=r"\d+",
         seed=r"\d+",
+    conda:
+        "../envs/parzc.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
@@ -32,6 +34,8 @@ rule train_predictor:
     wildcard_constraints:
         size=r"\d+",
         seed=r"\d+",
+    conda:
+        "../envs/parzc.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -56,6 +60,8 @@ rule evaluate:
     wildcard_constraints:
         size=r"\d+",
         seed=r"\d+",
+    conda:
+        "../envs/parzc.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
