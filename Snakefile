@@ -2,13 +2,18 @@
 # Run: snakemake --cores 2  (config/config.yaml by default; --configfile config/full.yaml for all)
 
 
-configfile: "config/config.yaml"
+# The default config applies only when no --configfile is given (otherwise Snakemake would merge
+# the two, e.g. adding the default's feature sets and predictors to config/test.yaml).
+if not config:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/search.smk"
 
 
 rule all:

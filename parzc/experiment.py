@@ -11,53 +11,16 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
 import torch
 
 import parzc
 from parzc.features import FeatureMatrix
 from parzc.io import write_parquet
-from parzc.metrics import rank_metrics
 from parzc.predictors import create_predictor
+from parzc.splits import load_split
 from parzc.store import Store
 
 log = logging.getLogger(__name__)
-
-
-def resolve_size(size: int | float, pool: int) -> int:
-    """A split size as a count: integers stay, fractions in (0, 1) are taken of `pool`."""
-    n = int(size) if isinstance(size, int) else round(size * pool)
-    if n < 2:
-        raise ValueError(f"training split {size} of a pool of {pool} gives {n} < 2 archs")
-    if n >= pool:
-        raise ValueError(
-            f"training split of {n} archs leaves none of the pool of {pool} to "
-            "evaluate on; use fewer training archs or extract more"
-        )
-    return n
-
-
-def make_split(pool: Sequence[int], size: int | float, seed: int) -> pl.DataFrame:
-    """arch_id and split ('train'/'test'): `size` archs drawn from `pool` with `seed`."""
-    pool = np.asarray(sorted(int(a) for a in pool), dtype=np.int32)
-    n = resolve_size(size, len(pool))
-    train = np.random.default_rng([seed, n]).choice(len(pool), size=n, replace=False)
-    split = np.full(len(pool), "test", dtype=object)
-    split[train] = "train"
-    return pl.DataFrame({"arch_id": pool, "split": split.astype(str)})
-
-
-def save_split(split: pl.DataFrame, path: str | Path, **meta: Any) -> None:
-    write_parquet(split.to_arrow(), path, {k: str(v) for k, v in meta.items()})
-
-
-def load_split(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(train arch_ids, test arch_ids) of a saved split."""
-    split = pl.read_parquet(path)
-    return (
-        split.filter(pl.col("split") == "train")["arch_id"].to_numpy(),
-        split.filter(pl.col("split") == "test")["arch_id"].to_numpy(),
-    )
 
 
 def train_and_predict(
@@ -153,34 +116,3 @@ def predictions_table(
             "valid": test.valid.astype(bool),
         }
     )
-
-
-KEYS = ("space", "dataset", "predictor", "model", "loss", "train_size", "seed")
-
-
-def evaluate_predictions(predictions: str | Path | pl.DataFrame) -> pl.DataFrame:
-    """Metrics of one predictions file, over all held-out archs and over the valid ones."""
-    frame = predictions if isinstance(predictions, pl.DataFrame) else pl.read_parquet(predictions)
-    if frame.is_empty():
-        raise ValueError(f"{predictions}: no predictions")
-    keys = {k: frame[k][0] for k in KEYS}
-    rows = []
-    for subset, part in (("all", frame), ("valid", frame.filter(pl.col("valid")))):
-        metrics = rank_metrics(part["score"].to_numpy(), part["target"].to_numpy())
-        rows.append(
-            {
-                **keys,
-                "subset": subset,
-                "n_eval": len(part),
-                **metrics,
-                "mean_uncertainty": float(np.nanmean(part["uncertainty"].to_numpy()))
-                if part["uncertainty"].is_not_nan().any()
-                else float("nan"),
-            }
-        )
-    return pl.DataFrame(rows)
-
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    meta = pq.read_schema(path).metadata or {}
-    return {k.decode(): v.decode() for k, v in meta.items()}

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from parzc.config import check_names
-from parzc.experiment import resolve_size
+from parzc.costs import TrainingRun
 from parzc.extract import ExtractSettings, arch_order, shard_ranges
+from parzc.search import STRATEGIES
+from parzc.splits import resolve_size
 
 __all__ = ["Plan", "check_names"]
 
@@ -131,3 +133,55 @@ class Plan:
         return [
             f"{self.results}/tables/proxy_correlation/{s}_{d}.csv" for s, d in self.space_datasets()
         ]
+
+    def search_runs(self) -> list[dict[str, Any]]:
+        """Every search the config asks for, one per train seed: predictor strategies with each
+        `search.predictors` label at the space's largest train size, baselines on their own."""
+        search = self.config["search"]
+        unknown = [p for p in search["predictors"] if p not in self.predictors()]
+        if unknown:
+            raise ValueError(f"search.predictors {unknown} are not train.predictors labels")
+        runs = []
+        for s, d in self.space_datasets():
+            for strategy in search["strategies"]:
+                if not STRATEGIES.get(strategy).needs_predictor:
+                    trained = [(None, None)]
+                elif self.train_sizes(s):
+                    trained = [(p, max(self.train_sizes(s))) for p in search["predictors"]]
+                else:
+                    trained = []
+                runs += [
+                    dict(space=s, dataset=d, strategy=strategy, predictor=p, size=n, seed=seed)
+                    for p, n in trained
+                    for seed in self.config["train"]["seeds"]
+                ]
+        return runs
+
+    def search_path(self, run: dict[str, Any]) -> str:
+        base = f"{self.results}/search/{run['space']}/{run['dataset']}/{run['strategy']}"
+        if run["predictor"] is None:
+            return f"{base}/seed{run['seed']}.parquet"
+        return f"{base}/{run['predictor']}_n{run['size']}_seed{run['seed']}.parquet"
+
+    def search_files(self) -> list[str]:
+        return [self.search_path(run) for run in self.search_runs()]
+
+    def search_reports(self) -> list[str]:
+        if not self.search_runs():
+            return []
+        return [
+            f"{self.results}/reports/search.md",
+            f"{self.results}/reports/search.csv",
+            f"{self.results}/plots/search_accuracy_vs_cost.png",
+        ]
+
+    def strategy_pattern(self, needs_predictor: bool) -> str:
+        """Regex of the registered strategies that do (not) need a trained predictor."""
+        return "|".join(
+            n for n in STRATEGIES if STRATEGIES.get(n).needs_predictor == needs_predictor
+        )
+
+    def training_run(
+        self, space: str, dataset: str, predictor: str, size: int, seed: int
+    ) -> TrainingRun:
+        return TrainingRun.locate(self.results, space, dataset, predictor, size, seed)

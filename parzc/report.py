@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 from scipy import stats
 
 from parzc.io import write_text
-from parzc.store import Store
+
+if TYPE_CHECKING:
+    from parzc.store import Store
 
 
 def aggregate_proxies(store: Store, space: str, dataset: str) -> pl.DataFrame:

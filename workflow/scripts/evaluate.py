@@ -1,6 +1,6 @@
 """Snakemake wrapper: rank metrics of one predictions file."""
 
-from parzc.experiment import evaluate_predictions
+from parzc.evaluate import evaluate_predictions
 from parzc.io import write_parquet
 from parzc.logs import setup_logging
 

@@ -1,7 +1,7 @@
 """Snakemake wrapper: draw and save one training split."""
 
-from parzc.experiment import make_split, save_split
 from parzc.logs import setup_logging
+from parzc.splits import make_split, save_split
 
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
