@@ -18,15 +18,25 @@ if TYPE_CHECKING:
 def aggregate_proxies(store: Store, space: str, dataset: str) -> pl.DataFrame:
     """One row per (arch, proxy): per-layer proxies summed over layers plus network-level ones.
 
-    Joined with the ground truth (val_acc, test_acc, valid).
+    Per-weight proxies stored as layer means (snip, plain, grasp, synflow) also get a
+    "<proxy>:weights" aggregate, sum_l mean_l * params_l: the sum over every weight that the
+    zero-cost literature reports (params_l counts a layer's bias too). Joined with the ground
+    truth (val_acc, test_acc, valid).
     """
+    from parzc.proxies import LAYER_PROXIES
+
+    weight_mean = [n for n in LAYER_PROXIES.names() if LAYER_PROXIES.get(n).weight_mean]
     return (
         store.connect()
         .sql(
             """
-        WITH agg AS (
-            SELECT arch_id, proxy, sum(value) AS value FROM features
-            WHERE space = $space AND dataset = $dataset GROUP BY arch_id, proxy
+        WITH f AS (SELECT * FROM features WHERE space = $space AND dataset = $dataset),
+        agg AS (
+            SELECT arch_id, proxy, sum(value) AS value FROM f GROUP BY arch_id, proxy
+            UNION ALL
+            SELECT f.arch_id, f.proxy || ':weights', sum(f.value * p.value) FROM f
+            JOIN f AS p ON p.arch_id = f.arch_id AND p.layer = f.layer AND p.proxy = 'params'
+            WHERE list_contains($weight_mean, f.proxy) GROUP BY f.arch_id, f.proxy
             UNION ALL
             SELECT arch_id, 'net:' || proxy, value FROM arch_stats
             WHERE space = $space AND dataset = $dataset AND proxy <> 'n_layers'
@@ -35,7 +45,7 @@ def aggregate_proxies(store: Store, space: str, dataset: str) -> pl.DataFrame:
         ON a.space = $space AND a.dataset = $dataset AND a.arch_id = agg.arch_id
         ORDER BY proxy, arch_id
         """,
-            params={"space": space, "dataset": dataset},
+            params={"space": space, "dataset": dataset, "weight_mean": weight_mean},
         )
         .pl()
     )

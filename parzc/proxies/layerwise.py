@@ -23,14 +23,15 @@ from parzc.registry import Registry
 class LayerProxy:
     fn: Callable[[PassData], np.ndarray]
     needs: frozenset[str]
+    weight_mean: bool = False  # a per-weight quantity reduced by its mean over the weight tensor
 
 
 LAYER_PROXIES: Registry[LayerProxy] = Registry("layer proxy")
 
 
-def layer_proxy(name: str, *needs: str) -> Callable:
+def layer_proxy(name: str, *needs: str, weight_mean: bool = False) -> Callable:
     def decorator(fn: Callable[[PassData], np.ndarray]) -> Callable[[PassData], np.ndarray]:
-        LAYER_PROXIES.register(name)(LayerProxy(fn, frozenset(needs)))
+        LAYER_PROXIES.register(name)(LayerProxy(fn, frozenset(needs), weight_mean))
         return fn
 
     return decorator
@@ -51,19 +52,19 @@ def grad_norm(d: PassData) -> np.ndarray:
     return per_layer(torch.linalg.vector_norm, d.grads)
 
 
-@layer_proxy("snip", "grad")
+@layer_proxy("snip", "grad", weight_mean=True)
 def snip(d: PassData) -> np.ndarray:
     """mean |W * dL/dW|. Lee et al., "SNIP: Single-shot Network Pruning", ICLR 2019."""
     return per_layer(lambda w, g: (w * g).abs().mean(), d.weights, d.grads)
 
 
-@layer_proxy("plain", "grad")
+@layer_proxy("plain", "grad", weight_mean=True)
 def plain(d: PassData) -> np.ndarray:
     """mean (W * dL/dW). Mozer & Smolensky 1989, as in Abdelfattah et al., ICLR 2021."""
     return per_layer(lambda w, g: (w * g).mean(), d.weights, d.grads)
 
 
-@layer_proxy("grasp", "hessian")
+@layer_proxy("grasp", "hessian", weight_mean=True)
 def grasp(d: PassData) -> np.ndarray:
     """mean (-W * H g), g = dL/dW, H the Hessian of L w.r.t. all layer weights (not biases/BN).
 
@@ -84,7 +85,7 @@ def fisher(d: PassData) -> np.ndarray:
     return per_layer(lambda f: f, d.fisher)
 
 
-@layer_proxy("synflow", "synflow")
+@layer_proxy("synflow", "synflow", weight_mean=True)
 def synflow(d: PassData) -> np.ndarray:
     """mean (|W| * dR/d|W|), R = sum f(1) of the linearised net (|params|, float64, batch 1).
 
