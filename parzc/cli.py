@@ -81,6 +81,39 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_search(args: argparse.Namespace) -> int:
+    import yaml
+
+    from parzc.costs import TrainingRun
+    from parzc.search import search_job
+    from parzc.store import Store
+
+    params = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--param {item!r} is not KEY=VALUE")
+        params[key] = yaml.safe_load(value)
+    run = TrainingRun.from_model_path(args.results, args.model) if args.model else None
+    result, cost = search_job(
+        Store(args.results),
+        args.space,
+        args.dataset,
+        args.strategy,
+        run=run,
+        features=args.features.split(","),
+        top_k=args.top_k,
+        budget=args.budget,
+        seed=args.seed,
+        pool_size=args.pool,
+        params=params,
+    )
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=200):
+        print(result.top)
+    print(f"{result.strategy} over {result.pool_size} candidates: {cost.describe()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parzc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +149,33 @@ def build_parser() -> argparse.ArgumentParser:
             argparse.Namespace(results=a.results, repair=a.action == "repair")
         )
     )
+
+    p = sub.add_parser("search", help="search a stored pool of archs with a trained predictor")
+    p.add_argument("--results", default="results", help="the pipeline's results folder")
+    p.add_argument("--space", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--strategy", default="exhaustive", help="exhaustive, evolution, random, ...")
+    p.add_argument(
+        "--model",
+        help="a predictor file <results>/models/<space>/<dataset>/<label>/n<N>_seed<S>.pkl",
+    )
+    p.add_argument(
+        "--features",
+        default="grad_norm,snip,synflow",
+        help="per-layer proxies the candidates need (with --model: the model's features)",
+    )
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--budget", type=int, default=50, help="evolution / random search queries")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pool", type=int, help="sample this many candidates (default: all stored)")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="strategy parameter, e.g. population=20 or proxy=net:nwot (repeatable)",
+    )
+    p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("list", help="list search spaces, datasets and proxies")
     p.set_defaults(func=_cmd_list)

@@ -24,4 +24,5 @@ def all_targets():
         + PLAN.proxy_tables()
         + PLAN.tables()
         + PLAN.scatter_plots()
+        + PLAN.search_reports()
     )

@@ -1,0 +1,233 @@
+"""What a search cost: device-seconds per phase and the ground-truth labels it used.
+
+Phases: feature extraction (the store's per-arch `extract_ms`, for the archs the search and its
+predictor's training split needed), predictor training (the train_predictor job's Snakemake
+benchmark file) and scoring (measured by the search). A phase's wall seconds count as
+GPU-seconds when it ran on a GPU, else as CPU-seconds. Label training time is summed from the
+space's `train_time_s` and is NaN (unknown) when any label's time is not recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from parzc.io import read_metadata
+from parzc.splits import load_split
+from parzc.store import Store
+
+if TYPE_CHECKING:
+    from parzc.search import SearchResult
+
+_MODEL_NAME = re.compile(r"^n(\d+)_seed(\d+)\.pkl$")
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One Snakemake benchmark file, averaged over its repeats."""
+
+    seconds: float  # wall clock (column `s`)
+    cpu_time_s: float  # column `cpu_time`; NaN when Snakemake could not sample the process
+
+
+def read_benchmark(path: str | Path) -> Benchmark:
+    table = pl.read_csv(path, separator="\t", null_values=["NA", "-"], infer_schema_length=None)
+    if table.is_empty():
+        raise ValueError(f"benchmark file {path} has no rows")
+    cpu = table["cpu_time"].cast(pl.Float64).fill_null(np.nan)
+    return Benchmark(float(table["s"].cast(pl.Float64).mean()), float(cpu.mean()))
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """One train_predictor job: label, size, seed and files (paths as in rules/train.smk)."""
+
+    predictor: str
+    train_size: int
+    seed: int
+    model: Path
+    predictions: Path
+    split: Path
+    benchmark: Path
+
+    @classmethod
+    def locate(
+        cls, results: str | Path, space: str, dataset: str, predictor: str, size: int, seed: int
+    ) -> TrainingRun:
+        root, name = Path(results), f"n{size}_seed{seed}"
+        return cls(
+            predictor=predictor,
+            train_size=size,
+            seed=seed,
+            model=root / "models" / space / dataset / predictor / f"{name}.pkl",
+            predictions=root
+            / f"predictions/space={space}/dataset={dataset}/predictor={predictor}/{name}.parquet",
+            split=root / "splits" / space / dataset / f"{name}.parquet",
+            benchmark=root / "benchmarks" / "train" / space / dataset / predictor / f"{name}.tsv",
+        )
+
+    @classmethod
+    def from_model_path(cls, results: str | Path, model: str | Path) -> TrainingRun:
+        """The run that saved `model` (models/<space>/<dataset>/<predictor>/n<N>_seed<S>.pkl)."""
+        model = Path(model)
+        match = _MODEL_NAME.match(model.name)
+        if not match or len(model.parts) < 4:
+            raise ValueError(
+                f"model file {model} is not named like "
+                "<results>/models/<space>/<dataset>/<predictor>/n<size>_seed<seed>.pkl"
+            )
+        space, dataset, predictor = model.parts[-4:-1]
+        return cls.locate(results, space, dataset, predictor, int(match[1]), int(match[2]))
+
+    def files(self) -> dict[str, str]:
+        return {k: str(getattr(self, k)) for k in ("model", "predictions", "split", "benchmark")}
+
+
+@dataclass(frozen=True)
+class Training:
+    """What training the predictor cost and used."""
+
+    seconds: float
+    cpu_time_s: float
+    device: str
+    arch_ids: np.ndarray  # the labelled training split
+    features: list[str]  # the per-layer proxies the predictor reads
+
+
+def load_training(run: TrainingRun) -> Training:
+    for path in (run.benchmark, run.predictions, run.split):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path} (written by the train_predictor job) does not exist")
+    bench = read_benchmark(run.benchmark)
+    meta = read_metadata(run.predictions)
+    train_ids, _ = load_split(run.split)
+    return Training(
+        seconds=bench.seconds,
+        cpu_time_s=bench.cpu_time_s,
+        device=json.loads(meta["fit_report"])["device"],
+        arch_ids=train_ids,
+        features=meta["features"].split(","),
+    )
+
+
+def _device_type(device: str) -> str:
+    """ "cuda:0" -> "cuda" (torch.device(...).type without importing torch)."""
+    return device.split(":")[0]
+
+
+def _provides(meta: dict[str, str], column: str) -> bool:
+    """Whether a shard computed `column` (a per-layer proxy, or "net:<proxy>")."""
+    if column.startswith("net:"):
+        return column[4:] in meta["network_proxies"].split(",")
+    return column in meta["layer_proxies"].split(",")
+
+
+def extraction_seconds(
+    store: Store, space: str, dataset: str, arch_ids: Iterable[int], columns: Sequence[str]
+) -> dict[str, float]:
+    """Device type -> seconds of extracting `arch_ids` in the feature sets providing `columns`.
+
+    One `extract_ms` per (feature set, arch): a set's shard computes all its proxies at once.
+    """
+    wanted = set(int(a) for a in arch_ids)
+    totals: dict[str, float] = {}
+    seen: set[tuple[str, int]] = set()
+    for path in store.shard_files("arch_stats"):
+        meta = read_metadata(path)
+        if meta["space"] != space or meta["dataset"] != dataset:
+            continue
+        if not any(_provides(meta, c) for c in columns):
+            continue
+        times = pl.from_arrow(pq.read_table(path, columns=["arch_id", "extract_ms"]))
+        times = times.unique("arch_id", keep="first").filter(pl.col("arch_id").is_in(wanted))
+        keys = [(meta["feature_set"], a) for a in times["arch_id"].to_list()]
+        if seen.intersection(keys):
+            raise ValueError(f"{path}: archs already extracted in another shard of the set")
+        seen.update(keys)
+        device = _device_type(meta["device"])
+        totals[device] = totals.get(device, 0.0) + float(times["extract_ms"].sum()) / 1e3
+    missing = wanted - {a for _, a in seen} if columns else set()
+    if missing:
+        raise ValueError(f"no extraction time for {len(missing)} archs, e.g. {sorted(missing)[:5]}")
+    return totals
+
+
+def label_train_seconds(store: Store, space: str, dataset: str, arch_ids: Iterable[int]) -> float:
+    """Sum of the labels' recorded training times; NaN when any is unknown, 0 for no labels."""
+    ids = [int(a) for a in arch_ids]
+    times = (
+        pl.from_arrow(store.accuracy)
+        .filter(
+            (pl.col("space") == space)
+            & (pl.col("dataset") == dataset)
+            & pl.col("arch_id").is_in(ids)
+        )["train_time_s"]
+        .fill_nan(None)
+    )
+    if len(times) < len(ids) or times.null_count():
+        return float("nan")
+    return float(times.sum())
+
+
+@dataclass(frozen=True)
+class SearchCost:
+    """The cost of one search, by phase; `cpu_s` / `gpu_s` sum the phases' device-seconds."""
+
+    extract_archs: int
+    extract_s: float
+    labels: int
+    train_s: float
+    train_cpu_time_s: float
+    score_queries: int
+    score_s: float
+    score_cpu_time_s: float
+    label_train_s: float
+    cpu_s: float
+    gpu_s: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        label = "unknown" if np.isnan(self.label_train_s) else f"{self.label_train_s:.1f} s"
+        return (
+            f"extraction {self.extract_s:.1f} s ({self.extract_archs} archs), "
+            f"predictor training {self.train_s:.1f} s, scoring {self.score_s:.2f} s "
+            f"({self.score_queries} queries): {self.cpu_s:.1f} CPU-seconds, "
+            f"{self.gpu_s:.1f} GPU-seconds; {self.labels} ground-truth labels "
+            f"(their training time: {label})"
+        )
+
+
+def search_cost(store: Store, result: SearchResult, training: Training | None) -> SearchCost:
+    """Cost of `result`, counting the predictor's training split when there is a predictor."""
+    trained = training.arch_ids if training is not None else np.zeros(0, dtype=np.int64)
+    featurised = np.union1d(result.featurised, trained)
+    labelled = np.union1d(result.labelled, trained)
+    columns = sorted(set(result.proxies) | set(training.features if training else []))
+    device_s = extraction_seconds(store, result.space, result.dataset, featurised, columns)
+    phases = [(result.score_device, result.score_s), *device_s.items()]
+    if training is not None:
+        phases.append((training.device, training.seconds))
+    on = {kind: [s for d, s in phases if _device_type(d) == kind] for kind in ("cpu", "cuda")}
+    return SearchCost(
+        extract_archs=len(featurised),
+        extract_s=sum(device_s.values(), 0.0),
+        labels=len(labelled),
+        train_s=training.seconds if training else 0.0,
+        train_cpu_time_s=training.cpu_time_s if training else 0.0,
+        score_queries=result.queries,
+        score_s=result.score_s,
+        score_cpu_time_s=result.score_cpu_time_s,
+        label_train_s=label_train_seconds(store, result.space, result.dataset, labelled),
+        cpu_s=sum(on["cpu"], 0.0),
+        gpu_s=sum(on["cuda"], 0.0),
+    )
