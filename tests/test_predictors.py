@@ -259,3 +259,11 @@ def test_create_predictor_errors():
         create_predictor("mlp", loss="hinge")
     with pytest.raises(ValueError, match="mc_samples"):
         create_predictor("mabn", mc_samples=0)
+
+
+def test_single_proxy_ranks_failed_archs_last():
+    from parzc.predictors.baselines import rank_failures_last
+
+    scores = rank_failures_last(np.array([2.0, np.nan, -1.0, np.inf]))
+    np.testing.assert_array_equal(scores, [2.0, -2.0, -1.0, -2.0])
+    assert np.all(np.isfinite(rank_failures_last(np.array([np.nan, np.nan]))))

@@ -134,7 +134,7 @@ class _TrainingFree(Predictor):
 @PREDICTORS.register("single_proxy")
 @dataclass(kw_only=True, eq=False)
 class SingleProxyPredictor(_TrainingFree):
-    """Score = one aggregate column, e.g. "synflow" or "net:nwot" (NaN where it failed)."""
+    """Score = one aggregate column, e.g. "synflow" or "net:nwot"; archs where it failed rank last."""
 
     name: ClassVar[str] = "single_proxy"
 
@@ -150,7 +150,17 @@ class SingleProxyPredictor(_TrainingFree):
     def predict(self, data: FeatureMatrix) -> tuple[np.ndarray, np.ndarray | None]:
         self._check(data)
         col = data.aggregate_names.index(self.proxy)
-        return np.asarray(data.aggregates[:, col], dtype=np.float64).copy(), None
+        return rank_failures_last(data.aggregates[:, col]), None
+
+
+def rank_failures_last(values: np.ndarray) -> np.ndarray:
+    """Copy of `values` with NaN (a proxy that failed for that arch) below every finite score."""
+    out = np.asarray(values, dtype=np.float64).copy()
+    failed = ~np.isfinite(out)
+    if failed.any():
+        finite = out[~failed]
+        out[failed] = (finite.min() - 1.0) if finite.size else 0.0
+    return out
 
 
 def dagger_weights(n_layers: int) -> np.ndarray:
