@@ -134,7 +134,7 @@ class _TrainingFree(Predictor):
 @PREDICTORS.register("single_proxy")
 @dataclass(kw_only=True, eq=False)
 class SingleProxyPredictor(_TrainingFree):
-    """Score = one aggregate column, e.g. "synflow" or "net:nwot"; archs where it failed rank last."""
+    """Score = one aggregate column, e.g. "synflow" or "net:nwot"; failed archs rank last."""
 
     name: ClassVar[str] = "single_proxy"
 
