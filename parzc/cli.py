@@ -32,16 +32,19 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     from parzc.pipeline import Plan
 
     plan = Plan(load(args.config))
-    settings = plan.extract_settings(args.space, args.dataset, args.set)
+    settings = plan.shard(args.space, args.dataset, args.set, args.start, args.end)
     ids = shard_arch_ids(args.space, plan.arch_seed(args.space), args.start, args.end)
     part = (
         f"space={args.space}/dataset={args.dataset}/set={args.set}/"
         f"part-{args.start:05d}-{args.end:05d}.parquet"
     )
     root = Path(args.results or plan.results)
-
     summary = extract_shard(
-        ExtractSettings(**settings), ids, root / "features" / part, root / "arch_stats" / part
+        ExtractSettings(**settings),
+        ids,
+        root / "features" / part,
+        root / "arch_stats" / part,
+        plan.arch_seed(args.space),
     )
     print(summary)
     return 0

@@ -40,16 +40,20 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     if errors:
         err = errors[0]
         where = "/".join(str(p) for p in err.absolute_path) or "<root>"
-        raise ConfigError(f"config field {where}: {err.message}")
+        hint = err.schema.get("description") if err.validator in ("oneOf", "anyOf") else None
+        raise ConfigError(f"config field {where}: {err.message}" + (f" ({hint})" if hint else ""))
     check_names(config)
     return config
 
 
 def check_names(config: dict[str, Any]) -> None:
-    """Fail on unknown spaces, datasets and proxies, naming the offending value."""
+    """Fail on unknown names and inconsistent values the schema cannot express, naming the
+    offending field and value: unknown spaces, datasets, proxies and predictors; a proxy in two
+    feature sets; bad predictor parameters; training splits that do not fit the pool."""
     from parzc.proxies import validate_proxy_names
     from parzc.spaces import get_space
 
+    owner: dict[tuple[str, str], str] = {}
     for set_name, proxies in config["feature_sets"].items():
         if not proxies.get("layer") and not proxies.get("network"):
             raise ConfigError(f"config field feature_sets/{set_name}: no proxies listed")
@@ -57,6 +61,15 @@ def check_names(config: dict[str, Any]) -> None:
             validate_proxy_names(proxies.get("layer", []), proxies.get("network", []))
         except KeyError as exc:
             raise ConfigError(f"config field feature_sets/{set_name}: {exc}") from None
+        for kind in ("layer", "network"):
+            for proxy in proxies.get(kind, []):
+                if (kind, proxy) in owner:
+                    raise ConfigError(
+                        f"config field feature_sets/{set_name}/{kind}: {kind} proxy {proxy!r} "
+                        f"is already in feature set {owner[kind, proxy]!r}; list each proxy in "
+                        "one set only (the store would hold it twice)"
+                    )
+                owner[kind, proxy] = set_name
     for space_name, entry in config["spaces"].items():
         try:
             space = get_space(space_name)
@@ -72,6 +85,79 @@ def check_names(config: dict[str, Any]) -> None:
             raise ConfigError(
                 f"config field spaces/{space_name}/archs/count: {count} exceeds the "
                 f"{space.num_archs()} architectures of {space_name}"
+            )
+        _check_train_sizes(space_name, entry, count if count is not None else space.num_archs)
+    _check_training(config)
+
+
+def _check_train_sizes(space_name: str, entry: dict[str, Any], pool: int | Any) -> None:
+    """Each training split leaves >= 1 arch of the pool to evaluate on; no two are equal."""
+    from parzc.splits import resolve_size
+
+    sizes = entry.get("train_sizes", [])
+    if not sizes:
+        return
+    pool = pool if isinstance(pool, int) else pool()
+    seen: dict[int, Any] = {}
+    for i, size in enumerate(sizes):
+        try:
+            n = resolve_size(size, pool)
+        except ValueError as exc:
+            raise ConfigError(f"config field spaces/{space_name}/train_sizes/{i}: {exc}") from None
+        if n in seen:
+            raise ConfigError(
+                f"config field spaces/{space_name}/train_sizes/{i}: {size} gives {n} training "
+                f"archs of the pool of {pool}, as does {seen[n]}; the two splits would be the same"
+            )
+        seen[n] = size
+
+
+def _check_training(config: dict[str, Any]) -> None:
+    """Predictor models and parameters (with every space's overrides) and training features."""
+    from parzc.predictors import PREDICTORS, create_predictor
+    from parzc.proxies import LAYER_PROXIES
+
+    train = config["train"]
+    predictors = train["predictors"]
+    for space_name, entry in config["spaces"].items():
+        for label in entry["predictor_params"]:
+            if label not in predictors:
+                raise ConfigError(
+                    f"config field spaces/{space_name}/predictor_params/{label}: no predictor "
+                    f"labelled {label!r} in train/predictors (known: {', '.join(predictors)})"
+                )
+    for label, spec in predictors.items():
+        if spec["model"] not in PREDICTORS:
+            raise ConfigError(
+                f"config field train/predictors/{label}/model: unknown predictor "
+                f"{spec['model']!r}; known: {', '.join(PREDICTORS.names())}"
+            )
+        for space_name, entry in [(None, {})] + list(config["spaces"].items()):
+            overrides = entry.get("predictor_params", {}).get(label, {})
+            where = (
+                f"train/predictors/{label}/params"
+                if not overrides
+                else f"spaces/{space_name}/predictor_params/{label}"
+            )
+            params = {**spec.get("params", {}), **overrides}
+            _check_param_types(spec["model"], params, where)
+            try:
+                create_predictor(spec["model"], **params)
+            except Exception as exc:  # the predictor's own validation names the parameter
+                raise ConfigError(f"config field {where}: {exc}") from None
+    if not predictors or not any(e["train_sizes"] for e in config["spaces"].values()):
+        return
+    extracted = {p for proxies in config["feature_sets"].values() for p in proxies.get("layer", [])}
+    for i, proxy in enumerate(train["features"]):
+        if proxy not in LAYER_PROXIES:
+            raise ConfigError(
+                f"config field train/features/{i}: unknown layer proxy {proxy!r}; "
+                f"known: {', '.join(LAYER_PROXIES.names())}"
+            )
+        if proxy not in extracted:
+            raise ConfigError(
+                f"config field train/features/{i}: {proxy!r} is in no feature set's layer "
+                f"proxies (extracted: {', '.join(sorted(extracted))}); add it to a feature set"
             )
 
 
@@ -95,3 +181,32 @@ def config_hash(*parts: Any) -> str:
     """A short stable hash of JSON-serialisable config parts (recorded in every output)."""
     blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _check_param_types(model: str, params: dict[str, Any], where: str) -> None:
+    """Numeric and boolean predictor parameters must have their default's type (int for a float
+    is fine), so that e.g. `epochs: "2"` fails here naming the parameter."""
+    import dataclasses
+
+    from parzc.predictors import PREDICTORS
+
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(PREDICTORS.get(model))
+        if f.init and f.default is not dataclasses.MISSING
+    }
+    for name, value in params.items():
+        default = defaults.get(name)
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        else:
+            continue
+        if not ok:
+            raise ConfigError(
+                f"config field {where}/{name}: {value!r} is not of type "
+                f"{type(default).__name__} (default {default!r})"
+            )

@@ -7,10 +7,16 @@ from typing import Any
 from parzc.config import check_names
 from parzc.costs import TrainingRun
 from parzc.extract import ExtractSettings, arch_order, shard_ranges
-from parzc.search import STRATEGIES
 from parzc.splits import resolve_size
 
 __all__ = ["Plan", "check_names"]
+
+
+def strategies():
+    """The search-strategy registry, imported only when a config asks for searches."""
+    from parzc.search import STRATEGIES
+
+    return STRATEGIES
 
 
 class Plan:
@@ -32,6 +38,34 @@ class Plan:
 
     def space_datasets(self) -> list[tuple[str, str]]:
         return [(s, d) for s, entry in self.config["spaces"].items() for d in entry["datasets"]]
+
+    def shard(
+        self, space: str, dataset: str, feature_set: str, start: int, end: int
+    ) -> dict[str, Any]:
+        """Settings of one configured shard; a name or range the config lacks is an error."""
+        spaces = self.config["spaces"]
+        if space not in spaces:
+            raise ValueError(f"space {space!r} is not in the config (spaces: {', '.join(spaces)})")
+        if dataset not in spaces[space]["datasets"]:
+            raise ValueError(
+                f"dataset {dataset!r} is not configured for {space} "
+                f"(datasets: {', '.join(spaces[space]['datasets'])})"
+            )
+        sets = self.config["feature_sets"]
+        if feature_set not in sets:
+            raise ValueError(
+                f"feature set {feature_set!r} is not in the config (sets: {', '.join(sets)})"
+            )
+        ranges = self.ranges(space)
+        if (start, end) not in ranges:
+            shown = ", ".join(f"{a}-{b}" for a, b in ranges[:6]) + (
+                " ..." if len(ranges) > 6 else ""
+            )
+            raise ValueError(
+                f"arch range {start}-{end} is not one of the config's shards of "
+                f"{space} (shard_size {self.config['shard_size']}: {shown})"
+            )
+        return self.extract_settings(space, dataset, feature_set)
 
     def extract_settings(self, space: str, dataset: str, feature_set: str) -> dict[str, Any]:
         proxies = self.config["feature_sets"][feature_set]
@@ -144,7 +178,7 @@ class Plan:
         runs = []
         for s, d in self.space_datasets():
             for strategy in search["strategies"]:
-                if not STRATEGIES.get(strategy).needs_predictor:
+                if not strategies().get(strategy).needs_predictor:
                     trained = [(None, None)]
                 elif self.train_sizes(s):
                     trained = [(p, max(self.train_sizes(s))) for p in search["predictors"]]
@@ -178,7 +212,7 @@ class Plan:
     def strategy_pattern(self, needs_predictor: bool) -> str:
         """Regex of the registered strategies that do (not) need a trained predictor."""
         return "|".join(
-            n for n in STRATEGIES if STRATEGIES.get(n).needs_predictor == needs_predictor
+            n for n in strategies() if strategies().get(n).needs_predictor == needs_predictor
         )
 
     def training_run(

@@ -6,6 +6,7 @@ and <root>/arch_stats/space=S/dataset=D/set=F/part-A-B.parquet (network-level + 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +28,10 @@ class StoreError(RuntimeError):
     """The store is missing data or holds inconsistent data; the message names file and problem."""
 
 
+class _RowsError(StoreError):
+    """Duplicated or missing rows found by SQL; `assemble` adds the files responsible."""
+
+
 class Store:
     """A feature store rooted at a pipeline's results folder."""
 
@@ -40,11 +45,24 @@ class Store:
         self.root = Path(root)
         self._files = {"features": features, "arch_stats": arch_stats}
 
-    def shard_files(self, table: str) -> list[Path]:
+    def shard_files(
+        self, table: str, space: str | None = None, dataset: str | None = None
+    ) -> list[Path]:
+        """The table's shard files, optionally only those of one space (and dataset) partition.
+
+        Only `*.parquet` files count: temporary files of interrupted writes (`.<name>.*.tmp`)
+        are never read.
+        """
         chosen = self._files[table]
         if chosen is not None:
-            return sorted(Path(f) for f in chosen)
-        return sorted((self.root / table).glob("space=*/dataset=*/set=*/*.parquet"))
+            files = sorted(Path(f) for f in chosen)
+        else:
+            files = sorted((self.root / table).glob("space=*/dataset=*/set=*/*.parquet"))
+        if space is not None:
+            files = [f for f in files if f"space={space}" in f.parts]
+        if dataset is not None:
+            files = [f for f in files if f"dataset={dataset}" in f.parts]
+        return files
 
     @cached_property
     def accuracy(self) -> pa.Table:
@@ -62,11 +80,16 @@ class Store:
             )
         return pl.concat(frames).to_arrow()
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection with views `features`, `arch_stats`, `accuracy`."""
+    def connect(
+        self, space: str | None = None, dataset: str | None = None
+    ) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with views `features`, `arch_stats`, `accuracy`.
+
+        `space` / `dataset` restrict the views to the shards of that partition.
+        """
         con = duckdb.connect(":memory:")
         for table in TABLES:
-            files = self.shard_files(table)
+            files = self.shard_files(table, space, dataset)
             if files:
                 listing = ", ".join(f"'{f.as_posix()}'" for f in files)
                 con.execute(
@@ -90,6 +113,8 @@ class Store:
             raise StoreError(
                 f"refused: parzc sql is read-only, got a {statements[0].type.name} statement"
             )
+        if statements[0].type == duckdb.StatementType.EXPLAIN:
+            _check_explained(statements[0].query)
         con = self.connect()
         # No file outside the store can be read or written now, and nothing can re-enable it.
         allowed = [str(p.resolve()) + "/" for p in (self.root,)]
@@ -108,12 +133,56 @@ class Store:
     ) -> FeatureMatrix:
         """Training matrix for (space, dataset): see FeatureMatrix for the layout and scaling.
 
-        Every requested arch must have every requested proxy exactly once per layer; otherwise a
+        Before reading, the partition's shards are checked (`store_check.check_files`: page
+        checksums, schema, metadata, arch range, twins, archs stored twice); a corrupt shard
+        raises StoreError naming the file. Every requested arch must have every requested proxy
+        exactly once per layer, for all of its layers, and its arch_stats; otherwise a
         StoreError names what is missing or duplicated. `arch_ids=None` takes every arch with
         features for all requested proxies.
         """
         space_obj = get_space(space)
-        con = self.connect()
+        self.validate(space, dataset)
+        try:
+            return self._assemble(space_obj, space, dataset, proxies, arch_ids, onehot)
+        except (duckdb.Error, _RowsError) as exc:
+            # duplicated rows, missing layers or a file changed since validation: the full
+            # check of the partition's shards names the file
+            self.validate(space, dataset, full=True, context=str(exc))
+            if isinstance(exc, _RowsError):
+                raise StoreError(str(exc)) from None
+            raise StoreError(
+                f"reading the shards of {space}/{dataset} failed ({exc}); run `parzc store check`"
+            ) from None
+
+    def validate(self, space: str, dataset: str, full: bool = False, context: str = "") -> None:
+        """Raise StoreError naming each corrupt or inconsistent shard of (space, dataset).
+
+        Every page is read (checksums verified); `full=True` adds row-level checks (duplicated
+        keys, missing layers, NaNs without a reason).
+        """
+        from parzc.store_check import check_files
+
+        files = {t: self.shard_files(t, space, dataset) for t in TABLES}
+        problems = check_files(files, full=full)
+        if problems:
+            shown = "; ".join(str(p) for p in problems[:10])
+            more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+            raise StoreError(
+                (f"{context}; " if context else "")
+                + f"{len(problems)} problem(s) in the shards of {space}/{dataset}: {shown}{more}; "
+                "run `parzc store check` and `parzc store repair`, then rerun the pipeline"
+            )
+
+    def _assemble(
+        self,
+        space_obj,
+        space: str,
+        dataset: str,
+        proxies: Sequence[str],
+        arch_ids: Sequence[int] | None,
+        onehot: bool,
+    ) -> FeatureMatrix:
+        con = self.connect(space, dataset)
         params = {"space": space, "dataset": dataset}
         stored = (
             con.sql(
@@ -149,15 +218,21 @@ class Store:
             arch_ids = sorted(have.filter(pl.col("n") == len(proxies))["arch_id"].to_list())
         ids = np.asarray(arch_ids, dtype=np.int32)
         if len(np.unique(ids)) != len(ids):
-            raise StoreError(f"duplicate arch_ids requested for {space}/{dataset}")
+            uniq, counts = np.unique(ids, return_counts=True)
+            raise StoreError(
+                f"duplicate arch_ids requested for {space}/{dataset}: "
+                f"{uniq[counts > 1][:5].tolist()}"
+            )
         layer_proxies = sorted(long["proxy"].unique().to_list())
         layerwise_raw, present = _pivot_layers(
             long, ids, list(proxies), space_obj.max_layers, space, dataset
         )
+        _check_layer_counts(con, params, ids, list(proxies), space, dataset)
         every_layer, every_present = _pivot_layers(
             long, ids, layer_proxies, space_obj.max_layers, space, dataset, check=False
         )
         sums = np.where(every_present, every_layer, 0.0).sum(axis=2)  # a NaN layer stays NaN
+        sums[~every_present.any(axis=2)] = np.nan  # a proxy absent for an arch is NaN, not 0
         net_names = sorted(net["proxy"].unique().to_list())
         net_values = _pivot_scalars(net, ids, net_names)
         truth = pl.from_arrow(self.accuracy).filter(
@@ -183,6 +258,24 @@ class Store:
             val_acc=truth["val_acc"].to_numpy(),
             test_acc=truth["test_acc"].to_numpy(),
             valid=truth["valid"].to_numpy(),
+        )
+
+
+_LEADING = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.S)
+_EXPLAIN = re.compile(r"EXPLAIN\b\s*(?:ANALY[SZ]E\b\s*)?(?:\([^()]*\)\s*)?", re.I)
+
+
+def _check_explained(query: str) -> None:
+    """EXPLAIN ANALYZE executes its statement (e.g. a COPY that overwrites a shard): only an
+    EXPLAIN of a single SELECT is allowed."""
+    body = query[_LEADING.match(query).end() :]
+    match = _EXPLAIN.match(body)
+    inner = duckdb.extract_statements(body[match.end() :]) if match else []
+    if len(inner) != 1 or inner[0].type != duckdb.StatementType.SELECT:
+        kind = inner[0].type.name if len(inner) == 1 else "unrecognised"
+        raise StoreError(
+            f"refused: parzc sql is read-only, got an EXPLAIN of a {kind} statement "
+            "(only EXPLAIN [ANALYZE] SELECT ... is allowed)"
         )
 
 
@@ -257,10 +350,69 @@ def _check_duplicates(con: duckdb.DuckDBPyConnection, params: dict) -> None:
         params=params,
     ).fetchall()
     if rows:
-        raise StoreError(
+        raise _RowsError(
             f"duplicate feature rows in the store for {params['space']}/"
             f"{params['dataset']} (arch_id, proxy, layer, count): {rows}; "
             "run `parzc store check`"
+        )
+    rows = con.sql(
+        "SELECT arch_id, proxy, count(*) AS n FROM arch_stats WHERE space = $space "
+        "AND dataset = $dataset AND proxy <> 'n_layers' GROUP BY ALL HAVING n > 1 LIMIT 5",
+        params=params,
+    ).fetchall()
+    if rows:
+        raise _RowsError(
+            f"duplicate network-level rows in the store for {params['space']}/"
+            f"{params['dataset']} (arch_id, proxy, count): {rows}; a network proxy is in two "
+            "feature sets, or run `parzc store check`"
+        )
+
+
+def _check_layer_counts(
+    con: duckdb.DuckDBPyConnection,
+    params: dict,
+    ids: np.ndarray,
+    proxies: list[str],
+    space: str,
+    dataset: str,
+) -> None:
+    """Every arch has its arch_stats (n_layers) and, per requested proxy, exactly layers
+    0..n_layers-1: no layer silently missing."""
+    n_layers = con.sql(
+        "SELECT arch_id, min(value) AS lo, max(value) AS hi FROM arch_stats "
+        "WHERE space = $space AND dataset = $dataset AND proxy = 'n_layers' GROUP BY arch_id",
+        params=params,
+    ).pl()
+    known = pl.DataFrame({"arch_id": ids}).join(n_layers, on="arch_id", how="left")
+    absent = known.filter(pl.col("lo").is_null())["arch_id"].to_list()
+    if absent:
+        raise _RowsError(
+            f"{len(absent)} of {len(ids)} requested archs of {space}/{dataset} have no "
+            f"arch_stats rows (first: {absent[:5]}); run `parzc store check`"
+        )
+    if (known["lo"] != known["hi"]).any():
+        bad = known.filter(pl.col("lo") != pl.col("hi"))["arch_id"].to_list()
+        raise _RowsError(
+            f"archs of {space}/{dataset} have conflicting layer counts across feature sets "
+            f"(first: {bad[:5]})"
+        )
+    if not proxies:
+        return
+    counts = con.sql(
+        "SELECT arch_id, proxy::VARCHAR AS proxy, count(*) AS n, max(layer) AS top FROM features "
+        "WHERE space = $space AND dataset = $dataset AND proxy::VARCHAR IN "
+        "(SELECT unnest($proxies)) GROUP BY ALL",
+        params={**params, "proxies": proxies},
+    ).pl()
+    rows = counts.join(known.select("arch_id", "lo"), on="arch_id", how="inner").filter(
+        (pl.col("n") != pl.col("lo")) | (pl.col("top") != pl.col("lo") - 1)
+    )
+    if len(rows):
+        first = rows.row(0, named=True)
+        raise _RowsError(
+            f"{len(rows)} (arch, proxy) pairs of {space}/{dataset} do not have one row per "
+            f"layer, e.g. arch {first['arch_id']} {first['proxy']}: {first['n']} rows for "
+            f"{int(first['lo'])} layers; run `parzc store check`"
         )
 
 
