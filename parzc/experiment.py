@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -14,9 +15,10 @@ import polars as pl
 import torch
 
 import parzc
+from parzc.device import resolve_device
 from parzc.features import FeatureMatrix
 from parzc.io import write_parquet
-from parzc.predictors import create_predictor
+from parzc.predictors import PREDICTORS, create_predictor
 from parzc.splits import load_split
 from parzc.store import Store
 
@@ -35,10 +37,12 @@ def train_and_predict(
     seed: int,
     predictions_path: str | Path,
     model_path: str | Path,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Fit `model` on the split's training archs (val accuracy); predict every held-out arch.
 
     The one-hot op encoding is always assembled; predictors use it with `use_onehot: true`.
+    `device` (the config's) applies to torch predictors whose params do not name one.
     Nothing is written unless fit and prediction succeed; both files are written atomically.
     """
     train_ids, test_ids = load_split(split_path)
@@ -49,7 +53,9 @@ def train_and_predict(
         data.subset(np.arange(len(train_ids))),
         data.subset(np.arange(len(train_ids), len(data))),
     )
-    predictor = create_predictor(model, **params)
+    accepted = {field.name for field in dataclasses.fields(PREDICTORS.get(model))}
+    defaults = {"device": device} if "device" in accepted else {}
+    predictor = create_predictor(model, **{**defaults, **params})
     started = time.perf_counter()
     report = predictor.fit(train, seed=seed)
     fit_s = time.perf_counter() - started
@@ -65,7 +71,7 @@ def train_and_predict(
         **report,
         "fit_seconds": fit_s,
         "predict_seconds": predict_s,
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "device": str(resolve_device(predictor.params.get("device", "cpu"))),
     }
     Path(model_path).parent.mkdir(parents=True, exist_ok=True)
     predictor.save(model_path)

@@ -242,7 +242,7 @@ CLI_CASES = [
     ("unknown --space", lambda c: extract_args(c, space="nb999"), r"nb999"),
     ("space not in config", lambda c: extract_args(c, space="nb101"), r"nb101"),
     ("unknown --set", lambda c: extract_args(c, set="bogus"), r"bogus"),
-    ("unknown --dataset", lambda c: extract_args(c, dataset="mnist"), r"dataset 'mnist' is not configured"),
+    ("unknown --dataset", lambda c: extract_args(c, dataset="mnist"), r"'mnist' is not configured"),
     ("non-integer --start", lambda c: extract_args(c, start="x"), r"--start: invalid int .*'x'"),
     (
         "missing config file",

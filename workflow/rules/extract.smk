@@ -13,8 +13,8 @@ rule extract_shard:
         "../envs/parzc.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=60,
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=lambda wc, attempt: 60 * attempt,
     params:
         settings=lambda wc: PLAN.extract_settings(wc.space, wc.dataset, wc.fset),
         arch_seed=lambda wc: PLAN.arch_seed(wc.space),

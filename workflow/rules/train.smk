@@ -10,9 +10,10 @@ rule make_split:
         seed=r"\d+",
     conda:
         "../envs/parzc.yaml"
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=lambda wc, attempt: 1000 * attempt,
+        runtime=lambda wc, attempt: 5 * attempt,
     params:
         pool=lambda wc: PLAN.pool(wc.space),
     script:
@@ -38,8 +39,8 @@ rule train_predictor:
         "../envs/parzc.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=lambda wc, attempt: 120 * attempt,
     params:
         model=lambda wc: PLAN.predictors()[wc.predictor]["model"],
         predictor_params=lambda wc: PLAN.predictor_params(wc.space, wc.predictor),
@@ -62,8 +63,9 @@ rule evaluate:
         seed=r"\d+",
     conda:
         "../envs/parzc.yaml"
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=lambda wc, attempt: 1000 * attempt,
+        runtime=lambda wc, attempt: 5 * attempt,
     script:
         "../scripts/evaluate.py"

@@ -25,4 +25,5 @@ train_and_predict(
     int(wc.seed),
     snakemake.output.predictions,
     snakemake.output.model,
+    device=snakemake.config["device"],
 )
