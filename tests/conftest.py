@@ -44,6 +44,16 @@ def extract_into(root: Path, start: int, end: int, settings: ExtractSettings | N
     extract_shard(settings, ids, root / "features" / part, root / "arch_stats" / part, ARCH_SEED)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread per test: tiny batches run fastest on one thread, and a shared busy
+    CPU makes OpenMP contention many times slower with more."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def mini_store(tmp_path_factory) -> Path:
     """results/ with 8 real NB201 archs (2 shards) of a small proxy set, extracted on the CPU."""

@@ -14,16 +14,6 @@ from parzc.spaces.autoformer import AutoFormer, parse_arch
 from parzc.spaces.base import ACCURACY_COLUMNS, InvalidArchError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a busy shared CPU, OpenMP contention makes these tiny batches
-    tens of times slower with more threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def subnet(embed_dim: int, mlp_ratio: list[float], num_heads: list[int]) -> str:
     spec = {
         "embed_dim": embed_dim,

@@ -42,16 +42,6 @@ DARTS_V2 = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a busy shared CPU, OpenMP contention makes these tiny batches
-    tens of times slower with more threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def num_layers(model: nn.Module) -> int:
     return sum(isinstance(m, nn.Conv2d | nn.Linear) for m in model.modules())
 

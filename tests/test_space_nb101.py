@@ -17,16 +17,6 @@ IN, OUT = "input", "output"
 C1, C3, MP = "conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a busy shared CPU, OpenMP contention makes these tiny batches
-    tens of times slower with more threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def arch(matrix: list[list[int]], ops: list[str]) -> str:
     return json.dumps({"matrix": matrix, "ops": ops})
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
-import tempfile
 from abc import ABC, abstractmethod
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from parzc.features import FeatureMatrix
+from parzc.io import write_atomic
 from parzc.registry import Registry
 
 PREDICTORS: Registry[type[Predictor]] = Registry("predictor")
@@ -67,15 +66,9 @@ class Predictor(ABC):
             "params": self.params,
             "state": self._get_state(),
         }
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(
+            path, lambda tmp: tmp.write_bytes(pickle.dumps(payload, pickle.HIGHEST_PROTOCOL))
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Predictor:

@@ -30,7 +30,7 @@ from torch import nn
 
 from parzc.data import resource
 from parzc.spaces import SPACES
-from parzc.spaces.base import ACCURACY_COLUMNS, DatasetInfo, InvalidArchError, SearchSpace
+from parzc.spaces.base import DatasetInfo, InvalidArchError, SearchSpace, single_accuracy_table
 
 # AutoFormer-Tiny search space (AutoFormer paper, Table 1; also every value in the shipped table).
 EMBED_DIMS = (192, 216, 240)
@@ -219,13 +219,4 @@ def _accuracy_table() -> pl.DataFrame:
         ).to_arch()
         for e, d, r, h in raw.select("hidden_dim", "depth", "mlp_ratio", "num_heads").iter_rows()
     ]
-    return pl.DataFrame(
-        {
-            "arch_id": raw["arch_id"],
-            "arch": archs,
-            "dataset": "cifar100",
-            "val_acc": raw["c100_base_acc"],
-            "test_acc": raw["c100_base_acc"],
-            "train_time_s": None,
-        }
-    ).cast(ACCURACY_COLUMNS)
+    return single_accuracy_table(raw["arch_id"], archs, "cifar100", raw["c100_base_acc"])

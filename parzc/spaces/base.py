@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -34,6 +35,22 @@ ACCURACY_COLUMNS = {
     "test_acc": pl.Float64,
     "train_time_s": pl.Float64,
 }
+
+
+def single_accuracy_table(
+    arch_ids: Sequence[int], archs: Sequence[str], dataset: str, accuracy: Sequence[float]
+) -> pl.DataFrame:
+    """ACCURACY_COLUMNS for a space with one accuracy per arch: it serves as val and test."""
+    return pl.DataFrame(
+        {
+            "arch_id": arch_ids,
+            "arch": archs,
+            "dataset": dataset,
+            "val_acc": accuracy,
+            "test_acc": accuracy,
+            "train_time_s": None,
+        }
+    ).cast(ACCURACY_COLUMNS)
 
 
 class SearchSpace(ABC):

@@ -26,7 +26,13 @@ from torch import nn
 
 from parzc.data import resource
 from parzc.spaces import SPACES
-from parzc.spaces.base import ACCURACY_COLUMNS, DatasetInfo, InvalidArchError, SearchSpace
+from parzc.spaces.base import (
+    ACCURACY_COLUMNS,
+    DatasetInfo,
+    InvalidArchError,
+    SearchSpace,
+    single_accuracy_table,
+)
 
 OPS = (
     "max_pool_3x3",
@@ -308,16 +314,7 @@ class NB301(SearchSpace):
 def _accuracy_table() -> pl.DataFrame:
     raw = pl.read_parquet(resource("nb301/nb301_naslib500.parquet"))
     archs = [parse_genotype(json.loads(g)).to_arch() for g in raw["genotype"]]
-    return pl.DataFrame(
-        {
-            "arch_id": raw["arch_id"],
-            "arch": archs,
-            "dataset": "cifar10",
-            "val_acc": raw["val_accuracy"],
-            "test_acc": raw["val_accuracy"],
-            "train_time_s": None,
-        }
-    ).cast(ACCURACY_COLUMNS)
+    return single_accuracy_table(raw["arch_id"], archs, "cifar10", raw["val_accuracy"])
 
 
 def read_nds_json(path: str | Path, dataset: str = "cifar10") -> pl.DataFrame:

@@ -28,7 +28,7 @@ from torch import nn
 
 from parzc.data import resource
 from parzc.spaces import SPACES
-from parzc.spaces.base import ACCURACY_COLUMNS, DatasetInfo, InvalidArchError, SearchSpace
+from parzc.spaces.base import DatasetInfo, InvalidArchError, SearchSpace, single_accuracy_table
 
 INPUT, OUTPUT = "input", "output"
 CONV1X1, CONV3X3, MAXPOOL3X3 = "conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3"
@@ -290,13 +290,4 @@ def _accuracy_table() -> pl.DataFrame:
         parse_spec(json.loads(m), json.loads(o)).to_arch()
         for m, o in zip(raw["adjacency"], raw["ops"], strict=True)
     ]
-    return pl.DataFrame(
-        {
-            "arch_id": raw["arch_id"],
-            "arch": archs,
-            "dataset": "cifar10",
-            "val_acc": raw["val_accuracy"],
-            "test_acc": raw["val_accuracy"],
-            "train_time_s": None,
-        }
-    ).cast(ACCURACY_COLUMNS)
+    return single_accuracy_table(raw["arch_id"], archs, "cifar10", raw["val_accuracy"])
