@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -76,10 +77,16 @@ class ShardSummary:
     nan_reasons: dict[str, int] = field(default_factory=dict)
 
 
+@cache
 def arch_order(space: str, seed: int | None) -> np.ndarray:
-    """All arch_ids of `space`, permuted with `seed` (None keeps arch_id order)."""
+    """All arch_ids of `space`, permuted with `seed` (None keeps arch_id order); read-only.
+
+    Cached: the DAG, the shard jobs and the store checks ask for the same orders many times.
+    """
     ids = get_space(space).archs()["arch_id"].to_numpy()
-    return ids if seed is None else np.random.default_rng(seed).permutation(ids)
+    order = ids.copy() if seed is None else np.random.default_rng(seed).permutation(ids)
+    order.flags.writeable = False
+    return order
 
 
 def shard_ranges(total: int, shard_size: int) -> list[tuple[int, int]]:

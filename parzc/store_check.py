@@ -15,7 +15,6 @@ import re
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -137,7 +136,7 @@ def _inspect(
     if arch_seed is not None or "arch_seed" in meta:
         seed = arch_seed if arch_seed is not None else _seed(meta["arch_seed"])
         try:
-            order = _order(match["space"], seed)
+            order = arch_order(match["space"], seed)
         except KeyError as exc:  # an unknown space
             return fail(str(exc))
         want = np.sort(order[start : end + 1])
@@ -206,11 +205,6 @@ def _check_rows(shard: _Shard, table: pa.Table) -> None:
             strict=True,
         )
     }
-
-
-@cache
-def _order(space: str, seed: int | None) -> np.ndarray:
-    return arch_order(space, seed)
 
 
 def _one_line(exc: Exception) -> str:
