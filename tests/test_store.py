@@ -139,60 +139,26 @@ def test_sql_is_read_only(mini_store, query):
     assert sorted(p.stat().st_mtime_ns for p in mini_store.rglob("*.parquet")) == before
 
 
+def run_sql_cli(root, query: str, *options: str) -> subprocess.CompletedProcess:
+    """`python -m parzc.cli sql QUERY --results ROOT OPTIONS...` as a real process."""
+    command = [sys.executable, "-m", "parzc.cli", "sql", query, "--results", str(root), *options]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
 def test_cli_sql_csv_and_json(mini_store):
     query = (
         "SELECT proxy, count(DISTINCT arch_id) AS archs FROM features GROUP BY proxy ORDER BY proxy"
     )
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "parzc.cli",
-            "sql",
-            query,
-            "--results",
-            str(mini_store),
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert json.loads(out) == [{"proxy": p, "archs": 8} for p in sorted(LAYER)]
-    csv = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "parzc.cli",
-            "sql",
-            query,
-            "--results",
-            str(mini_store),
-            "--format",
-            "csv",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert csv.splitlines()[0] == "proxy,archs"
+    out = run_sql_cli(mini_store, query, "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [{"proxy": p, "archs": 8} for p in sorted(LAYER)]
+    csv = run_sql_cli(mini_store, query, "--format", "csv")
+    assert csv.returncode == 0, csv.stderr
+    assert csv.stdout.splitlines()[0] == "proxy,archs"
 
 
 def test_cli_sql_refusal_exits_nonzero(mini_store):
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "parzc.cli",
-            "sql",
-            "DELETE FROM features",
-            "--results",
-            str(mini_store),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    run = run_sql_cli(mini_store, "DELETE FROM features")
     assert run.returncode == 2 and "read-only" in run.stderr
 
 
