@@ -106,7 +106,10 @@ class Store:
 
     def sql(self, query: str) -> pl.DataFrame:
         """Run one read-only query (SELECT / WITH / EXPLAIN) over the store views."""
-        statements = duckdb.extract_statements(query)
+        try:
+            statements = duckdb.extract_statements(query)
+        except duckdb.Error as exc:
+            raise StoreError(f"query does not parse: {exc}") from exc
         if len(statements) != 1:
             raise StoreError(f"parzc sql runs exactly one statement, got {len(statements)}")
         if statements[0].type not in _READ_ONLY:
@@ -121,7 +124,10 @@ class Store:
         con.execute(f"SET allowed_directories = {allowed}")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
-        return con.sql(query).pl()
+        try:
+            return con.sql(query).pl()
+        except duckdb.Error as exc:  # unknown column or view, type error, ...
+            raise StoreError(f"query failed: {exc}") from exc
 
     def assemble(
         self,

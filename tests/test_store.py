@@ -162,6 +162,20 @@ def test_cli_sql_refusal_exits_nonzero(mini_store):
     assert run.returncode == 2 and "read-only" in run.stderr
 
 
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        ("SELECT nope FROM arch_stats", "nope"),
+        ("SELEC 1", "SELEC"),
+        ("SELECT * FROM nowhere", "nowhere"),
+    ],
+)
+def test_cli_sql_bad_query_is_a_clear_error(mini_store, query, names):
+    run = run_sql_cli(mini_store, query)
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr and names in run.stderr
+
+
 def test_shards_cover_the_configured_ranges():
     ids = [shard_arch_ids("nb201", ARCH_SEED, a, b) for a, b in SHARDS]
     assert len(set(np.concatenate(ids).tolist())) == 8
