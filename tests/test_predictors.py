@@ -154,6 +154,49 @@ def test_mabn_with_onehot_and_single_mc_sample():
         model.predict(no_onehot)
 
 
+def magnitude_problem(n: int = 120, seed: int = 0) -> FeatureMatrix:
+    """Every arch has the same layer profile times a scale factor; accuracy follows the scale.
+
+    Within-arch min-max scaling maps all archs to the same vector, so only the global view of
+    the layer values can rank them.
+    """
+    data = make_features(n=n, seed=seed)
+    scale = np.random.default_rng(seed).lognormal(0.0, 2.0, size=n)
+    raw = data.layerwise_raw[:1] * scale[:, None, None]
+    lo, hi = raw.min(axis=2, keepdims=True), raw.max(axis=2, keepdims=True)
+    return dataclasses.replace(
+        data,
+        layerwise=((raw - lo) / (hi - lo)).astype(np.float32),
+        layerwise_raw=raw,
+        val_acc=np.log(scale),
+        test_acc=np.log(scale),
+    )
+
+
+@pytest.mark.parametrize("model", ["mabn", "mlp"])
+def test_global_log_scaling_keeps_magnitudes_within_arch_loses_them(model, tmp_path):
+    data = magnitude_problem()
+    train, test = data.subset(np.arange(80)), data.subset(np.arange(80, 120))
+    params = {"device": "cpu", "epochs": 15, "lr": 1e-3, **(SMALL_MABN if model == "mabn" else {})}
+    taus = {}
+    for scaling in ("within_arch", "global_log", "both"):
+        predictor = create_predictor(model, scaling=scaling, **params)
+        predictor.fit(train, seed=0)
+        score = predictor.predict(test)[0]
+        taus[scaling] = rank_metrics(score, test.test_acc)["kendall"]
+        predictor.save(tmp_path / f"{scaling}.pkl")  # the training statistics travel along
+        np.testing.assert_array_equal(
+            Predictor.load(tmp_path / f"{scaling}.pkl").predict(test)[0], score
+        )
+    assert abs(np.nan_to_num(taus["within_arch"])) < 0.3  # constant scores have no tau (NaN)
+    assert taus["global_log"] > 0.8 and taus["both"] > 0.8
+
+
+def test_unknown_scaling_is_an_error():
+    with pytest.raises(ValueError, match="unknown scaling 'zscore'.*within_arch"):
+        create_predictor("mabn", scaling="zscore")
+
+
 def test_nan_features_rejected_before_training():
     data = make_features(n=20)
     data.layerwise[3, 0, 0] = np.nan

@@ -21,7 +21,7 @@ from parzc.registry import Registry
 
 PREDICTORS: Registry[type[Predictor]] = Registry("predictor")
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: torch predictors save input_dim, scaling and its statistics
 
 
 class TrainingDiverged(RuntimeError):

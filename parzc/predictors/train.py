@@ -22,6 +22,21 @@ from parzc.predictors.losses import LossSpec, make_loss
 
 _PREDICT_CHUNK = 4096
 
+# Layer-wise inputs a torch predictor can see: the store's within-arch min-max vectors (ParZC's
+# scaling: the shape of each proxy over the layers) and/or signed log magnitudes z-scored per
+# (proxy, layer) over the training archs (keeps the differences between archs that summed
+# proxies rank by). scaling name -> views, concatenated in this order.
+LAYER_SCALINGS: dict[str, tuple[str, ...]] = {
+    "within_arch": ("within_arch",),
+    "global_log": ("global_log",),
+    "both": ("within_arch", "global_log"),
+}
+
+
+def signed_log(values: np.ndarray) -> np.ndarray:
+    """sign(x) * log(1 + |x|): proxies span tens of orders of magnitude (synflow)."""
+    return np.sign(values) * np.log1p(np.abs(values))
+
 
 @contextmanager
 def seeded(seed: int, device: torch.device) -> Iterator[None]:
@@ -117,6 +132,8 @@ class TorchPredictor(Predictor):
     Scores are mapped back to the accuracy scale (mean + std of the training targets).
     `num_threads` caps torch's CPU threads while training: batches of ~10 run fastest on one
     thread (more only add synchronisation); prediction uses every CPU the process may use.
+    `scaling` picks the layer-wise view (LAYER_SCALINGS); global statistics come from the
+    training archs and are saved with the model.
     """
 
     epochs: int = 200
@@ -127,6 +144,7 @@ class TorchPredictor(Predictor):
     device: str = "auto"
     use_onehot: bool = False
     num_threads: int = 1
+    scaling: str = "within_arch"
 
     _model: nn.Module | None = field(default=None, init=False, repr=False)
     _meta: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
@@ -136,6 +154,10 @@ class TorchPredictor(Predictor):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         make_loss(self.loss)  # fail early on a bad loss spec
+        if self.scaling not in LAYER_SCALINGS:
+            raise ValueError(
+                f"{self.name}: unknown scaling {self.scaling!r}; choose from {list(LAYER_SCALINGS)}"
+            )
 
     @abstractmethod
     def build_model(self, input_dim: int, onehot_dim: int) -> nn.Module:
@@ -149,9 +171,35 @@ class TorchPredictor(Predictor):
         """(mean, std or None) of the model on one chunk, in standardised units."""
         return model(*inputs), None
 
-    def _inputs(self, data: FeatureMatrix, device: torch.device) -> list[Tensor]:
-        layerwise = np.asarray(data.layerwise, dtype=np.float32)
-        arrays = [layerwise.reshape(len(data), -1)]
+    def _log_stats(self, train: FeatureMatrix) -> dict[str, list[float]]:
+        """Per (proxy, layer) mean and std of the signed log values over the training archs."""
+        if "global_log" not in LAYER_SCALINGS[self.scaling]:
+            return {}
+        logs = signed_log(np.asarray(train.layerwise_raw, dtype=np.float64)).reshape(len(train), -1)
+        std = logs.std(axis=0)
+        return {
+            "log_mean": logs.mean(axis=0).tolist(),
+            "log_std": np.where(std > 0, std, 1.0).tolist(),
+        }
+
+    def _layer_inputs(self, data: FeatureMatrix, stats: dict[str, list[float]]) -> np.ndarray:
+        n = len(data)
+        views = {
+            "within_arch": lambda: np.asarray(data.layerwise, dtype=np.float64).reshape(n, -1),
+            "global_log": lambda: (
+                (
+                    signed_log(np.asarray(data.layerwise_raw, dtype=np.float64)).reshape(n, -1)
+                    - np.asarray(stats["log_mean"])
+                )
+                / np.asarray(stats["log_std"])
+            ),
+        }
+        return np.concatenate([views[v]() for v in LAYER_SCALINGS[self.scaling]], axis=1)
+
+    def _inputs(
+        self, data: FeatureMatrix, device: torch.device, stats: dict[str, list[float]]
+    ) -> list[Tensor]:
+        arrays = [self._layer_inputs(data, stats).astype(np.float32)]
         if self.use_onehot:
             if data.onehot is None:
                 raise ValueError(f"{self.name}: use_onehot=True but the data has no onehot")
@@ -173,7 +221,8 @@ class TorchPredictor(Predictor):
             raise ValueError(f"{self.name}: needs at least 2 training architectures")
         mean, std = float(target.mean()), float(target.std())
         std = std if std > 0 else 1.0
-        inputs = self._inputs(train, device)
+        stats = self._log_stats(train)
+        inputs = self._inputs(train, device, stats)
         y = torch.from_numpy((target - mean) / std).to(device=device, dtype=torch.float32)
         onehot_dim = inputs[1].shape[1] if self.use_onehot else 0
         with cpu_threads(self.num_threads), seeded(seed, device):
@@ -194,7 +243,9 @@ class TorchPredictor(Predictor):
         self._meta = {
             "proxies": list(train.proxies),
             "max_layers": int(train.layerwise.shape[2]),
+            "input_dim": int(inputs[0].shape[1]),
             "onehot_dim": onehot_dim,
+            **stats,
             "target_mean": mean,
             "target_std": std,
         }
@@ -210,7 +261,7 @@ class TorchPredictor(Predictor):
                 f"got {data.layerwise.shape[2]}"
             )
         device = next(self._model.parameters()).device
-        inputs = self._inputs(data, device)
+        inputs = self._inputs(data, device, self._meta)
         means, stds = [], []
         with cpu_threads(), torch.no_grad():
             for start in range(0, len(data), _PREDICT_CHUNK):
@@ -232,9 +283,8 @@ class TorchPredictor(Predictor):
 
     def _set_state(self, state: dict[str, Any]) -> None:
         meta = state["meta"]
-        input_dim = len(meta["proxies"]) * meta["max_layers"]
         with seeded(0, torch.device("cpu")):  # the init is overwritten; keep the global RNG
-            model = self.build_model(input_dim, meta["onehot_dim"])
+            model = self.build_model(meta["input_dim"], meta["onehot_dim"])
         model.load_state_dict(state["model_state"])
         self._model = model.to(resolve_device(self.device)).eval()
         self._meta = dict(meta)
