@@ -56,7 +56,7 @@ class GBDTPredictor(Predictor):
 
     NaN aggregates (failed proxies) are handled natively by the trees. `min_samples_leaf` is 5,
     not sklearn's 20: with 78 training archs 20 leaves the trees a handful of splits (one-hot-only
-    Kendall 0.11 instead of the 0.39 LightGBM reaches; benchmarks/gbdt_feature_ablation.py).
+    Kendall 0.11 instead of the 0.39 LightGBM reaches; benchmarks/predictor_ablation.py).
     """
 
     name: ClassVar[str] = "gbdt"
