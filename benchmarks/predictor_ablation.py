@@ -1,7 +1,7 @@
 """Where does a predictor's ranking come from? Kendall tau per input set / variant, sizes, seeds.
 
     python benchmarks/predictor_ablation.py gbdt --results results/nb201_1k --sizes 78 156 469
-    python benchmarks/predictor_ablation.py mabn --sizes 78 469 --seeds 0 1 2
+    python benchmarks/predictor_ablation.py mabn --sizes 78 469 --seeds 0 1 2 --only global_log
 
 Reads an existing NB201 store (e.g. the one config/nb201_1k.yaml builds), draws the pipeline's
 splits (`make_split`, same seeds), fits each variant on validation accuracy and prints the mean
@@ -92,11 +92,16 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[78, 156, 469])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int, default=100, help="torch predictors' epochs")
+    parser.add_argument(
+        "--only", nargs="+", help="run only the variants whose label contains one of these"
+    )
     args = parser.parse_args()
     data = Store(args.results).assemble("nb201", args.dataset, DEFAULT_PROXIES, onehot=True)
     print(f"{len(data)} archs, {len(data.aggregate_names)} aggregates: {data.aggregate_names}")
     print(f"{'variant':32}" + "".join(f"{'n=' + str(n):>16}" for n in args.sizes), flush=True)
     for label, (model, params, columns) in SUITES[args.suite](args.epochs).items():
+        if args.only and not any(part in label for part in args.only):
+            continue
         matrix = with_aggregates(data, columns)
         cells = []
         for size in args.sizes:
