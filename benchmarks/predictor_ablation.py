@@ -2,12 +2,14 @@
 
     python benchmarks/predictor_ablation.py gbdt --results results/nb201_1k --sizes 78 156 469
     python benchmarks/predictor_ablation.py mabn --sizes 78 469 --seeds 0 1 2 --only global_log
+    python benchmarks/predictor_ablation.py mabn --results results/spaces_full --space nb101 \
+        --sizes 172
 
-Reads an existing NB201 store (e.g. the one config/nb201_1k.yaml builds), draws the pipeline's
-splits (`make_split`, same seeds), fits each variant on validation accuracy and prints the mean
-and std of Kendall tau on the held-out valid cells, as in issue #4's anchors (LightGBM on 13
-Suite-Zero proxies + one-hot: 0.683 / 0.768 / 0.814 at 78 / 156 / 469 on CIFAR-10; one-hot alone
-0.385 / 0.452 / 0.615). Suites:
+Reads an existing store (NB201 by default, e.g. the one config/nb201_1k.yaml builds), draws
+the pipeline's splits (`make_split`, same seeds), fits each variant on validation accuracy and
+prints the mean and std of Kendall tau on the held-out valid cells, as in issue #4's anchors
+(LightGBM on 13 Suite-Zero proxies + one-hot: 0.683 / 0.768 / 0.814 at 78 / 156 / 469 on
+CIFAR-10; one-hot alone 0.385 / 0.452 / 0.615). Suites:
 
 - gbdt: the tree baseline on the one-hot encoding alone, the three default proxies summed over
   layers, every stored aggregate (layer sums and network proxies), and every aggregate + one-hot.
@@ -88,6 +90,7 @@ def main() -> None:
     )
     parser.add_argument("suite", choices=sorted(SUITES))
     parser.add_argument("--results", default="results/nb201_1k")
+    parser.add_argument("--space", default="nb201")
     parser.add_argument("--dataset", default="cifar10")
     parser.add_argument("--sizes", type=int, nargs="+", default=[78, 156, 469])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -96,7 +99,7 @@ def main() -> None:
         "--only", nargs="+", help="run only the variants whose label contains one of these"
     )
     args = parser.parse_args()
-    data = Store(args.results).assemble("nb201", args.dataset, DEFAULT_PROXIES, onehot=True)
+    data = Store(args.results).assemble(args.space, args.dataset, DEFAULT_PROXIES, onehot=True)
     print(f"{len(data)} archs, {len(data.aggregate_names)} aggregates: {data.aggregate_names}")
     print(f"{'variant':32}" + "".join(f"{'n=' + str(n):>16}" for n in args.sizes), flush=True)
     for label, (model, params, columns) in SUITES[args.suite](args.epochs).items():
