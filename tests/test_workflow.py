@@ -12,6 +12,8 @@ import pytest
 import yaml
 from conftest import LAYER, NETWORK, SHARDS
 
+from parzc.config import load
+from parzc.pipeline import Plan
 from parzc.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,6 +50,15 @@ def planned_extractions(config: Path) -> list[tuple[str, str]]:
         r"wildcards: space=nb201, dataset=cifar10, fset=(\w+), start=(\d+), "
         r"end=\d+",
         out,
+    )
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "config").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_validate(path):
+    """Every config the README points to passes the schema and the registries' checks."""
+    experiments = Plan(load(path)).experiments()
+    assert experiments and {e["predictor"] for e in experiments} == set(
+        load(path)["train"]["predictors"]
     )
 
 
