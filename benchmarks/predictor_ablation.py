@@ -13,8 +13,9 @@ CIFAR-10; one-hot alone 0.385 / 0.452 / 0.615). Suites:
 
 - gbdt: the tree baseline on the one-hot encoding alone, the three default proxies summed over
   layers, every stored aggregate (layer sums and network proxies), and every aggregate + one-hot.
-- mabn: MABN with ParZC's within-arch min-max layer vectors, with signed-log global scaling,
-  with both, with both + one-hot; the tree baseline on every aggregate + one-hot as reference.
+- mabn: MABN with ParZC's within-arch min-max layer vectors (alone and + one-hot), with
+  signed-log global scaling, with both, with both + one-hot; the tree baseline on every
+  aggregate + one-hot as reference.
 
 An investigation, not a timing: it tells whether a gap comes from the features, the scaling or
 the protocol.
@@ -54,6 +55,7 @@ def mabn_suite(epochs: int) -> dict[str, Variant]:
     mabn = {"epochs": epochs, "device": "cpu"}
     return {
         "mabn within_arch (ParZC)": ("mabn", mabn, None),
+        "mabn within_arch + one-hot": ("mabn", {**mabn, "use_onehot": True}, None),
         "mabn global_log": ("mabn", {**mabn, "scaling": "global_log"}, None),
         "mabn both": ("mabn", {**mabn, "scaling": "both"}, None),
         "mabn both + one-hot": ("mabn", {**mabn, "scaling": "both", "use_onehot": True}, None),
