@@ -56,9 +56,10 @@ def planned_extractions(config: Path) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("path", sorted((REPO / "config").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_validate(path):
     """Every config the README points to passes the schema and the registries' checks."""
-    experiments = Plan(load(path)).experiments()
+    config = load(path)
+    experiments = Plan(config).experiments()
     assert experiments and {e["predictor"] for e in experiments} == set(
-        load(path)["train"]["predictors"]
+        config["train"]["predictors"]
     )
 
 
