@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -15,13 +16,16 @@ if TYPE_CHECKING:
     from parzc.store import Store
 
 
-def aggregate_proxies(store: Store, space: str, dataset: str) -> pl.DataFrame:
+def aggregate_proxies(
+    store: Store, space: str, dataset: str, target: str | None = None
+) -> pl.DataFrame:
     """One row per (arch, proxy): per-layer proxies summed over layers plus network-level ones.
 
     Per-weight proxies stored as layer means (snip, plain, grasp, synflow) also get a
     "<proxy>:weights" aggregate, sum_l mean_l * params_l: the sum over every weight that the
-    zero-cost literature reports (params_l counts a layer's bias too). Joined with the ground
-    truth (val_acc, test_acc, valid).
+    zero-cost literature reports (params_l counts a layer's bias too). The store holds
+    canonical networks only, so each network counts once. Joined with the ground truth
+    (val_acc, test_acc) of `target` (default: `dataset`, where the proxies were extracted).
     """
     from parzc.proxies import LAYER_PROXIES
 
@@ -41,20 +45,28 @@ def aggregate_proxies(store: Store, space: str, dataset: str) -> pl.DataFrame:
             SELECT arch_id, 'net:' || proxy, value FROM arch_stats
             WHERE space = $space AND dataset = $dataset AND proxy <> 'n_layers'
         )
-        SELECT agg.*, a.val_acc, a.test_acc, a.valid FROM agg JOIN accuracy a
-        ON a.space = $space AND a.dataset = $dataset AND a.arch_id = agg.arch_id
+        SELECT agg.*, a.val_acc, a.test_acc FROM agg JOIN accuracy a
+        ON a.space = $space AND a.dataset = $target AND a.arch_id = agg.arch_id
         ORDER BY proxy, arch_id
         """,
-            params={"space": space, "dataset": dataset, "weight_mean": weight_mean},
+            params={
+                "space": space,
+                "dataset": dataset,
+                "target": target or dataset,
+                "weight_mean": weight_mean,
+            },
         )
         .pl()
     )
 
 
-def proxy_correlation_table(store: Store, space: str, dataset: str) -> pl.DataFrame:
-    """Spearman and Kendall of every aggregate proxy against test accuracy (NaN rows dropped)."""
+def proxy_correlation_table(
+    store: Store, space: str, dataset: str, target: str | None = None
+) -> pl.DataFrame:
+    """Spearman and Kendall of every aggregate proxy (extracted on `dataset`) against the test
+    accuracy of `target` (default `dataset`), over the stored networks (NaN rows dropped)."""
     rows = []
-    for (proxy,), group in aggregate_proxies(store, space, dataset).group_by(
+    for (proxy,), group in aggregate_proxies(store, space, dataset, target).group_by(
         "proxy", maintain_order=True
     ):
         finite = group.filter(pl.col("value").is_finite())
@@ -62,7 +74,8 @@ def proxy_correlation_table(store: Store, space: str, dataset: str) -> pl.DataFr
         rows.append(
             {
                 "space": space,
-                "dataset": dataset,
+                "dataset": target or dataset,
+                "proxy_dataset": dataset,
                 "proxy": proxy,
                 "archs": len(group),
                 "nan": len(group) - len(finite),
@@ -126,11 +139,73 @@ def correlation_table(metrics: pl.DataFrame) -> pl.DataFrame:
     return metrics.group_by(GROUP).agg(aggs).sort(list(GROUP))
 
 
-def loss_ablation_table(metrics: pl.DataFrame) -> pl.DataFrame:
-    """Kendall/Spearman of the MABN variants that differ only by loss."""
-    mabn = metrics.filter(pl.col("model") == "mabn")
+def _all_but_loss(entry: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A predictor entry less `loss_ablation`, its params (`overrides` applied, the predictor's
+    defaults filled in) less `loss`."""
+    from parzc.predictors import create_predictor
+
+    params = create_predictor(entry["model"], **{**entry.get("params", {}), **overrides}).params
+    params.pop("loss", None)
+    rest = {k: v for k, v in entry.items() if k not in ("params", "loss_ablation")}
+    return {**rest, "params": params}
+
+
+def loss_ablation_labels(
+    predictors: Mapping[str, Mapping[str, Any]],
+    overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    spaces: Iterable[str] | None = None,
+) -> dict[str, list[str]]:
+    """Per space, the predictor labels that the loss ablation compares.
+
+    `predictors` is the config's train/predictors (label -> {model, params, loss_ablation}),
+    `overrides` its spaces' predictor_params (space -> label -> params, applied over the label's
+    params as for training); `spaces` defaults to those of `overrides`. A space's family is the
+    `loss_ablation` labels and every label whose entry equals theirs apart from `loss` and the
+    flag: same model, same parameters (defaults filled in) and any other entry field. A space
+    whose ablation labels differ by more than the loss is an error: the table has one row per
+    loss and could not tell the families apart.
+    """
+    overrides = overrides or {}
+    families: dict[str, list[str]] = {}
+    for space in overrides if spaces is None else spaces:
+        keys = {
+            label: _all_but_loss(entry, overrides.get(space, {}).get(label, {}))
+            for label, entry in predictors.items()
+        }
+        ablation = [label for label, entry in predictors.items() if entry.get("loss_ablation")]
+        if not ablation:
+            families[space] = []
+            continue
+        key = keys[ablation[0]]
+        if any(keys[label] != key for label in ablation):
+            raise ValueError(
+                f"loss-ablation labels {', '.join(ablation)} of space {space!r} differ by more "
+                "than their loss (model or other params); the loss-ablation table compares one "
+                "family of labels per space"
+            )
+        families[space] = [label for label in predictors if keys[label] == key]
+    return families
+
+
+def loss_ablation_table(
+    metrics: pl.DataFrame,
+    predictors: Mapping[str, Mapping[str, Any]],
+    overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+) -> pl.DataFrame:
+    """Kendall/Spearman of the predictor labels that differ only by loss, one row per loss.
+
+    Only each space's `loss_ablation_labels` (the ablation labels and the labels whose params
+    equal theirs apart from `loss`) are kept; `predictors` and `overrides` as there.
+    """
+    families = loss_ablation_labels(predictors, overrides, metrics["space"].unique().to_list())
+    keep = pl.DataFrame(
+        [(space, label) for space, labels in families.items() for label in labels],
+        schema={"space": metrics.schema["space"], "predictor": metrics.schema["predictor"]},
+        orient="row",
+    )
     return (
-        mabn.group_by("space", "dataset", "loss", "train_size", "subset")
+        metrics.join(keep, on=["space", "predictor"], how="semi")
+        .group_by("space", "dataset", "loss", "train_size", "subset")
         .agg(
             pl.col("seed").n_unique().alias("seeds"),
             pl.col("kendall").mean().alias("kendall_mean"),

@@ -1,0 +1,201 @@
+"""The loss-ablation table compares only predictor labels that differ by their loss (#12, 3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from parzc import report
+from parzc.config import load
+from parzc.report import SUMMARY_METRICS
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = (0, 1)
+
+
+def entry(params: dict[str, Any], model: str = "mabn", ablation: bool = False) -> dict[str, Any]:
+    return {"model": model, "params": params, "loss_ablation": ablation}
+
+
+def metrics_frame(
+    predictors: dict[str, dict[str, Any]],
+    space: str = "nb201",
+    dataset: str = "cifar10",
+    train_size: int = 50,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> pl.DataFrame:
+    """Metrics rows as parzc.evaluate writes them (KEYS, subset, n_eval, rank metrics), one run
+    per (label, seed) and both subsets; each label's Kendall values are its own (label order)."""
+    rows = []
+    for i, (label, spec) in enumerate(predictors.items()):
+        params = {**spec.get("params", {}), **(overrides or {}).get(label, {})}
+        for seed in SEEDS:
+            for subset, shift in (("all", 0.0), ("valid", 0.005)):
+                kendall = 0.1 + 0.05 * i + 0.01 * seed + shift
+                rows.append(
+                    {
+                        "space": space,
+                        "dataset": dataset,
+                        "predictor": label,
+                        "model": spec["model"],
+                        "loss": str(params.get("loss", "-")),  # as parzc.experiment stores it
+                        "train_size": train_size,
+                        "seed": seed,
+                        "subset": subset,
+                        "n_eval": 110 if subset == "all" else 100,
+                        **{m: kendall + 0.001 * j for j, m in enumerate(SUMMARY_METRICS)},
+                        "kendall": kendall,
+                        "spearman": kendall + 0.2,
+                        "mean_uncertainty": float("nan"),
+                    }
+                )
+    return pl.DataFrame(rows)
+
+
+def loss_rows(table: pl.DataFrame, space: str = "nb201", subset: str = "valid") -> dict:
+    part = table.filter((pl.col("space") == space) & (pl.col("subset") == subset))
+    return {row["loss"]: row for row in part.iter_rows(named=True)}
+
+
+def label_stats(metrics: pl.DataFrame, label: str, subset: str = "valid") -> tuple[float, float]:
+    part = metrics.filter((pl.col("predictor") == label) & (pl.col("subset") == subset))
+    return part["kendall"].mean(), part["spearman"].mean()
+
+
+def grouped_by_loss(metrics: pl.DataFrame) -> pl.DataFrame:
+    """The table before the fix: every `mabn` label grouped by its loss."""
+    return (
+        metrics.filter(pl.col("model") == "mabn")
+        .group_by("space", "dataset", "loss", "train_size", "subset")
+        .agg(
+            pl.col("seed").n_unique().alias("seeds"),
+            pl.col("kendall").mean().alias("kendall_mean"),
+            pl.col("kendall").std().alias("kendall_std"),
+            pl.col("spearman").mean().alias("spearman_mean"),
+            pl.col("spearman").std().alias("spearman_std"),
+        )
+        .sort(
+            "space",
+            "dataset",
+            "subset",
+            "train_size",
+            "kendall_mean",
+            descending=[False, False, False, False, True],
+        )
+    )
+
+
+def test_non_loss_variants_stay_out_of_the_reference_row():
+    predictors = {
+        "mabn": entry({"epochs": 200, "loss": "diffkendall"}),
+        "mabn_onehot": entry({"epochs": 200, "loss": "diffkendall", "use_onehot": True}),
+        "mabn_channel_only": entry({"epochs": 200, "loss": "diffkendall", "token_mixing": False}),
+        "mabn_mse": entry({"epochs": 200, "loss": "mse"}, ablation=True),
+        "mlp": entry({"epochs": 200, "loss": "diffkendall"}, model="mlp"),
+    }
+    metrics = metrics_frame(predictors)
+    table = report.loss_ablation_table(metrics, predictors)
+
+    for subset in ("all", "valid"):
+        rows = loss_rows(table, subset=subset)
+        assert set(rows) == {"diffkendall", "mse"}
+        for loss, label in (("diffkendall", "mabn"), ("mse", "mabn_mse")):
+            kendall, spearman = label_stats(metrics, label, subset)
+            assert rows[loss]["kendall_mean"] == pytest.approx(kendall)
+            assert rows[loss]["spearman_mean"] == pytest.approx(spearman)
+            assert rows[loss]["seeds"] == len(SEEDS)
+    assert table.columns == [
+        "space",
+        "dataset",
+        "loss",
+        "train_size",
+        "subset",
+        "seeds",
+        "kendall_mean",
+        "kendall_std",
+        "spearman_mean",
+        "spearman_std",
+    ]
+
+
+def test_default_config_table_is_unchanged():
+    """config/config.yaml (mabn and mabn_mse, same params apart from loss): the rows of before."""
+    config = load(REPO / "config/config.yaml")
+    predictors = config["train"]["predictors"]
+    metrics = metrics_frame(predictors)
+    overrides = {s: e["predictor_params"] for s, e in config["spaces"].items()}
+    table = report.loss_ablation_table(metrics, predictors, overrides)
+
+    assert_frame_equal(table, grouped_by_loss(metrics))
+    assert set(loss_rows(table)) == {"diffkendall", "mse"}
+
+
+def test_full_config_compares_each_space_own_family():
+    """config/full.yaml: on nb201 the diffkendall row is mabn alone (not its one-hot, scaling
+    or channel-only variants); on nb101 the mabn override (epochs 100, hidden_dim 256) leaves
+    mabn out, so only the three ablation labels, which share epochs 200, are compared."""
+    config = load(REPO / "config/full.yaml")
+    predictors = config["train"]["predictors"]
+    overrides = {s: e["predictor_params"] for s, e in config["spaces"].items()}
+    metrics = pl.concat(
+        [
+            metrics_frame(predictors, "nb201", "cifar10", 1563),
+            metrics_frame(predictors, "nb101", "cifar10", 172, overrides["nb101"]),
+        ]
+    )
+    table = report.loss_ablation_table(metrics, predictors, overrides)
+
+    nb201 = loss_rows(table, "nb201")
+    losses = {"diffkendall": "mabn", "mse": "mabn_mse", "pairwise": "mabn_pairwise"}
+    losses[str({"mse": 1.0, "diffkendall": 1.0})] = "mabn_mse_diffkendall"
+    assert set(nb201) == set(losses)
+    for loss, label in losses.items():
+        assert nb201[loss]["kendall_mean"] == pytest.approx(label_stats(metrics, label)[0])
+    nb101 = loss_rows(table, "nb101")
+    assert set(nb101) == set(losses) - {"diffkendall"}
+    assert nb101["mse"]["kendall_mean"] == pytest.approx(label_stats(metrics, "mabn_mse")[0])
+
+
+def test_explicit_defaults_do_not_split_a_family():
+    """Params are compared with the predictor's defaults filled in."""
+    predictors = {
+        "mabn": entry({"epochs": 20}),  # the default loss
+        "mabn_mse": entry({"epochs": 20, "loss": "mse", "use_onehot": False}, ablation=True),
+    }
+    metrics = metrics_frame(predictors)
+    rows = loss_rows(report.loss_ablation_table(metrics, predictors))
+    assert set(rows) == {"-", "mse"}
+    assert rows["-"]["kendall_mean"] == pytest.approx(label_stats(metrics, "mabn")[0])
+
+
+def test_two_families_in_one_space_are_an_error():
+    """One row per loss cannot tell two families apart; say so instead of mixing them."""
+    predictors = {
+        "mabn": entry({"epochs": 200, "loss": "diffkendall"}),
+        "mabn_mse": entry({"epochs": 200, "loss": "mse"}, ablation=True),
+        "mlp": entry({"epochs": 200, "loss": "diffkendall"}, model="mlp"),
+        "mlp_mse": entry({"epochs": 200, "loss": "mse"}, model="mlp", ablation=True),
+    }
+    with pytest.raises(ValueError, match=r"mabn_mse.*mlp_mse"):
+        report.loss_ablation_table(metrics_frame(predictors), predictors)
+
+
+def test_space_override_applies_to_its_space_only():
+    predictors = {
+        "mabn": entry({"epochs": 200, "loss": "diffkendall"}),
+        "mabn_mse": entry({"epochs": 200, "loss": "mse"}, ablation=True),
+    }
+    overrides = {"nb101": {"mabn": {"epochs": 100}}}
+    metrics = pl.concat(
+        [
+            metrics_frame(predictors, "nb201"),
+            metrics_frame(predictors, "nb101", overrides=overrides["nb101"]),
+        ]
+    )
+    table = report.loss_ablation_table(metrics, predictors, overrides)
+    assert set(loss_rows(table, "nb201")) == {"diffkendall", "mse"}
+    assert set(loss_rows(table, "nb101")) == {"mse"}
