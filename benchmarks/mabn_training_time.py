@@ -24,7 +24,9 @@ def synthetic(n: int, seed: int = 0) -> FeatureMatrix:
     return FeatureMatrix(
         space="nb201",
         dataset="cifar10",
+        target="cifar10",
         arch_ids=np.arange(n, dtype=np.int32),
+        network_ids=np.arange(n, dtype=np.int32),
         proxies=["grad_norm", "snip", "synflow"],
         layerwise=layerwise,
         layerwise_raw=layerwise.astype(np.float64),
@@ -33,7 +35,6 @@ def synthetic(n: int, seed: int = 0) -> FeatureMatrix:
         onehot=None,
         val_acc=target,
         test_acc=target,
-        valid=np.ones(n, dtype=bool),
     )
 
 

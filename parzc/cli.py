@@ -44,7 +44,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         ids,
         root / "features" / part,
         root / "arch_stats" / part,
-        plan.arch_seed(args.space),
+        plan.config["device"],
     )
     print(summary)
     return 0

@@ -80,24 +80,30 @@ def check_names(config: dict[str, Any]) -> None:
                 space.dataset(dataset)
             except ValueError as exc:
                 raise ConfigError(f"config field spaces/{space_name}/datasets: {exc}") from None
+        proxy_dataset = entry.get("proxy_dataset")
+        if proxy_dataset is not None:
+            try:
+                space.dataset(proxy_dataset)
+            except ValueError as exc:
+                raise ConfigError(f"config field spaces/{space_name}/proxy_dataset: {exc}") from None
         count = entry["archs"]["count"]
-        if count is not None and count > space.num_archs():
+        networks = len(space.networks())
+        if count is not None and count > networks:
             raise ConfigError(
                 f"config field spaces/{space_name}/archs/count: {count} exceeds the "
-                f"{space.num_archs()} architectures of {space_name}"
+                f"{networks} distinct networks of {space_name}"
             )
-        _check_train_sizes(space_name, entry, count if count is not None else space.num_archs)
+        _check_train_sizes(space_name, entry, count if count is not None else networks)
     _check_training(config)
 
 
-def _check_train_sizes(space_name: str, entry: dict[str, Any], pool: int | Any) -> None:
+def _check_train_sizes(space_name: str, entry: dict[str, Any], pool: int) -> None:
     """Each training split leaves >= 1 arch of the pool to evaluate on; no two are equal."""
     from parzc.splits import resolve_size
 
     sizes = entry.get("train_sizes", [])
     if not sizes:
         return
-    pool = pool if isinstance(pool, int) else pool()
     seen: dict[int, Any] = {}
     for i, size in enumerate(sizes):
         try:

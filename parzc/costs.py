@@ -208,12 +208,14 @@ class SearchCost:
 
 
 def search_cost(store: Store, result: SearchResult, training: Training | None) -> SearchCost:
-    """Cost of `result`, counting the predictor's training split when there is a predictor."""
+    """Cost of `result`, counting the predictor's training split when there is a predictor.
+
+    Extraction is counted per canonical network (the training split holds networks only)."""
     trained = training.arch_ids if training is not None else np.zeros(0, dtype=np.int64)
     featurised = np.union1d(result.featurised, trained)
     labelled = np.union1d(result.labelled, trained)
     columns = sorted(set(result.proxies) | set(training.features if training else []))
-    device_s = extraction_seconds(store, result.space, result.dataset, featurised, columns)
+    device_s = extraction_seconds(store, result.space, result.proxy_dataset, featurised, columns)
     phases = [(result.score_device, result.score_s), *device_s.items()]
     if training is not None:
         phases.append((training.device, training.seconds))

@@ -1,4 +1,9 @@
-"""Rank metrics of saved predictions, over all held-out archs and over the space's valid ones."""
+"""Rank metrics of saved predictions, over the held-out networks and over every held-out cell.
+
+`networks`: each held-out canonical network once (NAS-Bench-Suite-Zero's 9,445 for NB201).
+`cells`: every arch of the space whose network is held out, scored with its network's prediction
+(all 15,625 NB201 cells but the training networks' twins: the protocol PINAT and TNASP publish).
+"""
 
 from __future__ import annotations
 
@@ -9,17 +14,22 @@ import polars as pl
 
 from parzc.metrics import rank_metrics
 
-KEYS = ("space", "dataset", "predictor", "model", "loss", "train_size", "seed")
+KEYS = ("space", "dataset", "proxy_dataset", "predictor", "model", "loss", "train_size", "seed")
+SUBSETS = {
+    "networks": pl.col("arch_id") == pl.col("network_id"),
+    "cells": pl.lit(True),
+}
 
 
 def evaluate_predictions(predictions: str | Path | pl.DataFrame) -> pl.DataFrame:
-    """Metrics of one predictions file, over all held-out archs and over the valid ones."""
+    """Metrics of one predictions file, one row per subset (SUBSETS)."""
     frame = predictions if isinstance(predictions, pl.DataFrame) else pl.read_parquet(predictions)
     if frame.is_empty():
         raise ValueError(f"{predictions}: no predictions")
     keys = {k: frame[k][0] for k in KEYS}
     rows = []
-    for subset, part in (("all", frame), ("valid", frame.filter(pl.col("valid")))):
+    for subset, keep in SUBSETS.items():
+        part = frame.filter(keep)
         metrics = rank_metrics(part["score"].to_numpy(), part["target"].to_numpy())
         rows.append(
             {

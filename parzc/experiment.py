@@ -6,7 +6,6 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,39 +19,39 @@ from parzc.features import FeatureMatrix
 from parzc.io import write_parquet
 from parzc.predictors import PREDICTORS, create_predictor
 from parzc.splits import load_split
-from parzc.store import Store
 
 log = logging.getLogger(__name__)
 
 
 def train_and_predict(
-    store: Store,
-    space: str,
-    dataset: str,
+    data: FeatureMatrix,
     label: str,
     model: str,
     params: dict[str, Any],
-    features: Sequence[str],
     split_path: str | Path,
     seed: int,
     predictions_path: str | Path,
     model_path: str | Path,
     device: str = "auto",
 ) -> dict[str, Any]:
-    """Fit `model` on the split's training archs (val accuracy); predict every held-out arch.
+    """Fit `model` on the split's training networks (their validation accuracy); predict every
+    held-out network and give each held-out cell (every arch of `data` whose canonical network
+    is held out) its network's score.
 
-    The one-hot op encoding is always assembled; predictors use it with `use_onehot: true`.
-    `device` (the config's) applies to torch predictors whose params do not name one.
-    Nothing is written unless fit and prediction succeed; both files are written atomically.
+    `data` is the assembled matrix of the pool (`Store.assemble(..., every_cell=True)`), with
+    its one-hot codes; predictors use them with `use_onehot: true`. `device` (the config's)
+    applies to torch predictors whose params do not name one. Nothing is written unless fit and
+    prediction succeed; both files are written atomically.
     """
     train_ids, test_ids = load_split(split_path)
-    data = store.assemble(
-        space, dataset, features, np.concatenate([train_ids, test_ids]), onehot=True
-    )
-    train, test = (
-        data.subset(np.arange(len(train_ids))),
-        data.subset(np.arange(len(train_ids), len(data))),
-    )
+    train = data.subset(np.flatnonzero(np.isin(data.arch_ids, train_ids)))
+    held_out = data.subset(np.flatnonzero(np.isin(data.network_ids, test_ids)))
+    test = held_out.subset(held_out.arch_ids == held_out.network_ids)
+    if len(train) != len(train_ids) or len(test) != len(test_ids):
+        raise ValueError(
+            f"split {split_path} names networks the matrix of {data.space}/{data.target} lacks "
+            f"({len(train)}/{len(train_ids)} training, {len(test)}/{len(test_ids)} held out)"
+        )
     accepted = {field.name for field in dataclasses.fields(PREDICTORS.get(model))}
     defaults = {"device": device} if "device" in accepted else {}
     predictor = create_predictor(model, **{**defaults, **params})
@@ -62,6 +61,11 @@ def train_and_predict(
     started = time.perf_counter()
     score, uncertainty = predictor.predict(test)
     predict_s = time.perf_counter() - started
+    # every held-out cell takes its network's prediction
+    order = np.argsort(test.arch_ids)
+    row = order[np.searchsorted(test.arch_ids, held_out.network_ids, sorter=order)]
+    score = score[row]
+    uncertainty = None if uncertainty is None else uncertainty[row]
     if not np.all(np.isfinite(score)):
         raise FloatingPointError(
             f"{label} predicted {int((~np.isfinite(score)).sum())} "
@@ -75,7 +79,9 @@ def train_and_predict(
     }
     Path(model_path).parent.mkdir(parents=True, exist_ok=True)
     predictor.save(model_path)
-    table = predictions_table(test, label, model, params, len(train_ids), seed, score, uncertainty)
+    table = predictions_table(
+        held_out, label, model, params, len(train_ids), seed, score, uncertainty
+    )
     write_parquet(
         table.to_arrow(),
         predictions_path,
@@ -84,11 +90,13 @@ def train_and_predict(
             "torch_version": torch.__version__,
             "seed": str(seed),
             "params": json.dumps(params, sort_keys=True),
-            "features": ",".join(features),
+            "features": ",".join(data.proxies),
             "fit_report": json.dumps(report),
         },
     )
-    log.info("%s %s/%s n=%d seed=%d: %s", label, space, dataset, len(train_ids), seed, report)
+    log.info(
+        "%s %s/%s n=%d seed=%d: %s", label, data.space, data.target, len(train_ids), seed, report
+    )
     return report
 
 
@@ -106,19 +114,20 @@ def predictions_table(
     return pl.DataFrame(
         {
             "space": [test.space] * n,
-            "dataset": [test.dataset] * n,
+            "dataset": [test.target] * n,
+            "proxy_dataset": [test.dataset] * n,
             "predictor": [label] * n,
             "model": [model] * n,
             "loss": [str(params.get("loss", "-"))] * n,
             "train_size": np.full(n, train_size, dtype=np.int32),
             "seed": np.full(n, seed, np.int32),
             "arch_id": test.arch_ids.astype(np.int32),
+            "network_id": test.network_ids.astype(np.int32),
             "score": score.astype(np.float64),
             "uncertainty": (
                 np.full(n, np.nan) if uncertainty is None else uncertainty.astype(np.float64)
             ),
             "target": test.test_acc,
             "val_acc": test.val_acc,
-            "valid": test.valid.astype(bool),
         }
     )

@@ -59,14 +59,10 @@ class ExtractSettings:
     batch_size: int = 16
     batch_seed: int = 0
     init_seed: int = 0
-    device: str = "auto"
+    arch_seed: int | None = 0  # the permutation that chose the shards' networks
 
     def digest(self) -> str:
-        fields = asdict(self)
-        fields.pop(
-            "device"
-        )  # values do not depend on where they were computed (within float tolerance)
-        return config_hash(fields)
+        return config_hash(asdict(self))
 
 
 @dataclass
@@ -79,11 +75,12 @@ class ShardSummary:
 
 @cache
 def arch_order(space: str, seed: int | None) -> np.ndarray:
-    """All arch_ids of `space`, permuted with `seed` (None keeps arch_id order); read-only.
+    """The arch_ids of `space`'s canonical networks, permuted with `seed` (None keeps arch_id
+    order); read-only. Only canonical networks are extracted: equivalent encodings read theirs.
 
     Cached: the DAG, the shard jobs and the store checks ask for the same orders many times.
     """
-    ids = get_space(space).archs()["arch_id"].to_numpy()
+    ids = get_space(space).networks()
     order = ids.copy() if seed is None else np.random.default_rng(seed).permutation(ids)
     order.flags.writeable = False
     return order
@@ -113,11 +110,11 @@ def extract_shard(
     arch_ids: Sequence[int],
     features_path: str | Path,
     arch_stats_path: str | Path,
-    arch_seed: int | None = None,
+    device: str = "auto",
 ) -> ShardSummary:
-    """Compute proxies for `arch_ids` and write the per-layer and network-level Parquet files.
-
-    `arch_seed` (recorded in the metadata) is the permutation seed that chose the archs.
+    """Compute proxies for `arch_ids` on `device` and write the per-layer and network-level
+    Parquet files. Values do not depend on the device (within float tolerance), so it is not
+    part of the settings' digest.
 
     The network-level file always holds an `n_layers` row per arch (its Conv2d/Linear count), so
     every arch's extraction time is stored even when no network-level proxy is requested.
@@ -130,7 +127,7 @@ def extract_shard(
     missing = [a for a in arch_ids if int(a) not in known]
     if missing:
         raise ValueError(f"arch_ids not in {settings.space}: {missing[:5]}")
-    device = resolve_device(settings.device)
+    device = resolve_device(device)
     batch = load_batch(settings.batch_size, settings.batch_seed, info.input_size).to(device)
 
     feats: dict[str, list] = {name: [] for name in FEATURE_SCHEMA.names}
@@ -191,7 +188,6 @@ def extract_shard(
             gc.unfreeze()
     seconds = time.perf_counter() - started
     metadata = shard_metadata(settings, batch.indices, device, len(arch_ids))
-    metadata["arch_seed"] = str(arch_seed)
     write_parquet(pa.table(feats, schema=FEATURE_SCHEMA), features_path, metadata)
     write_parquet(pa.table(stats, schema=ARCH_STATS_SCHEMA), arch_stats_path, metadata)
     nan_values = int(np.isnan(np.asarray(feats["value"], dtype=float)).sum())
@@ -213,6 +209,7 @@ def shard_metadata(
         "batch_size": str(settings.batch_size),
         "batch_indices": ",".join(map(str, batch_indices)),
         "init_seed": str(settings.init_seed),
+        "arch_seed": str(settings.arch_seed),
         "device": str(device),
         "n_archs": str(n_archs),
         "config_hash": settings.digest(),

@@ -9,7 +9,15 @@ from parzc.costs import TrainingRun
 from parzc.extract import ExtractSettings, arch_order, shard_ranges
 from parzc.splits import resolve_size
 
-__all__ = ["Plan", "check_names"]
+__all__ = ["Plan", "check_names", "proxy_dataset_of"]
+
+
+def proxy_dataset_of(config: dict[str, Any], space: str, target: str) -> str:
+    """The dataset whose proxies feed `target` of `space` under `config`."""
+    from parzc.spaces import get_space
+
+    chosen = config["spaces"][space].get("proxy_dataset")
+    return chosen or get_space(space).proxy_dataset or target
 
 
 def strategies():
@@ -33,11 +41,26 @@ class Plan:
         count = self.config["spaces"][space]["archs"]["count"]
         return count if count is not None else len(arch_order(space, None))
 
+    def target_shards(self, table: str, space: str, target: str) -> list[str]:
+        """Shards of `table` whose proxies feed (space, target)."""
+        return self._shards(table, space, self.proxy_dataset(space, target))
+
     def ranges(self, space: str) -> list[tuple[int, int]]:
         return shard_ranges(self.arch_count(space), self.config["shard_size"])
 
     def space_datasets(self) -> list[tuple[str, str]]:
+        """(space, target dataset) pairs: what predictors are trained and evaluated on."""
         return [(s, d) for s, entry in self.config["spaces"].items() for d in entry["datasets"]]
+
+    def proxy_dataset(self, space: str, target: str) -> str:
+        """The dataset whose extracted proxies feed `target` (space's `proxy_dataset`, else the
+        space's default, else the target itself)."""
+        return proxy_dataset_of(self.config, space, target)
+
+    def extracted(self) -> list[tuple[str, str]]:
+        """(space, dataset) partitions the store must hold: the targets' proxy datasets."""
+        pairs = [(s, self.proxy_dataset(s, d)) for s, d in self.space_datasets()]
+        return list(dict.fromkeys(pairs))
 
     def shard(
         self, space: str, dataset: str, feature_set: str, start: int, end: int
@@ -46,10 +69,11 @@ class Plan:
         spaces = self.config["spaces"]
         if space not in spaces:
             raise ValueError(f"space {space!r} is not in the config (spaces: {', '.join(spaces)})")
-        if dataset not in spaces[space]["datasets"]:
+        extracted = [d for s, d in self.extracted() if s == space]
+        if dataset not in extracted:
             raise ValueError(
-                f"dataset {dataset!r} is not configured for {space} "
-                f"(datasets: {', '.join(spaces[space]['datasets'])})"
+                f"dataset {dataset!r} is not extracted for {space} "
+                f"(proxy datasets: {', '.join(extracted)})"
             )
         sets = self.config["feature_sets"]
         if feature_set not in sets:
@@ -79,14 +103,14 @@ class Plan:
                 batch_size=self.config["batch"]["size"],
                 batch_seed=self.config["batch"]["seed"],
                 init_seed=self.config["init_seed"],
-                device=self.config["device"],
+                arch_seed=self.arch_seed(space),
             )
         )
 
     def _shards(self, table: str, space: str | None, dataset: str | None) -> list[str]:
         return [
             f"{self.results}/{table}/space={s}/dataset={d}/set={f}/part-{a:05d}-{b:05d}.parquet"
-            for s, d in self.space_datasets()
+            for s, d in self.extracted()
             if space in (None, s) and dataset in (None, d)
             for f in self.config["feature_sets"]
             for a, b in self.ranges(s)

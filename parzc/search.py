@@ -58,10 +58,13 @@ def load_pool(
     proxies: Sequence[str],
     size: int | None = None,
     seed: int = 0,
+    target: str | None = None,
 ) -> SearchPool:
-    """Every arch with features for `proxies` in the store (a predictor's training archs
-    included), or a seeded sample of `size` of them."""
-    data = store.assemble(space, dataset, proxies, onehot=True)
+    """Every arch whose network has features for `proxies` (extracted on `dataset`) in the
+    store, a predictor's training archs included, or a seeded sample of `size` of them; ground
+    truth of `target` (default `dataset`)."""
+    target = target or dataset
+    data = store.assemble(space, dataset, proxies, onehot=True, target=target, every_cell=True)
     if size is not None:
         if size > len(data):
             raise ValueError(
@@ -72,7 +75,7 @@ def load_pool(
             np.sort(np.random.default_rng([seed, size]).permutation(len(data))[:size])
         )
     truth = pl.from_arrow(store.accuracy).filter(
-        (pl.col("space") == space) & (pl.col("dataset") == dataset)
+        (pl.col("space") == space) & (pl.col("dataset") == target)
     )
     encoding = dict(zip(truth["arch_id"].to_list(), truth["arch"].to_list(), strict=True))
     return SearchPool(
@@ -283,11 +286,12 @@ class SearchResult:
     """The top-k of one search, what it read, and how long its scoring took."""
 
     space: str
-    dataset: str
+    dataset: str  # the target
+    proxy_dataset: str  # where the proxies were extracted
     strategy: str
     seed: int
     top: pl.DataFrame  # rank, arch_id, arch, score, uncertainty, val_acc, test_acc, true_rank
-    featurised: np.ndarray  # arch_ids whose features the search read
+    featurised: np.ndarray  # network_ids whose features the search read
     labelled: np.ndarray  # arch_ids whose ground truth the search read
     proxies: tuple[str, ...]
     queries: int
@@ -332,7 +336,8 @@ def run_search(
     ids = pool.data.arch_ids
     return SearchResult(
         space=pool.data.space,
-        dataset=pool.data.dataset,
+        dataset=pool.data.target,
+        proxy_dataset=pool.data.dataset,
         strategy=strategy,
         seed=seed,
         top=pl.DataFrame(
@@ -347,7 +352,7 @@ def run_search(
                 "true_rank": pl.Series(pool.true_rank(test_acc), dtype=pl.Int64),
             }
         ),
-        featurised=ids[outcome.featurised],
+        featurised=np.unique(pool.data.network_ids[outcome.featurised]),
         labelled=ids[outcome.labelled],
         proxies=outcome.proxies,
         queries=outcome.queries,
@@ -374,13 +379,14 @@ def search_job(
     seed: int = 0,
     pool_size: int | None = None,
     params: dict[str, Any] | None = None,
+    target: str | None = None,
 ) -> tuple[SearchResult, SearchCost]:
     """Load the pool (the predictor's features when `run` is given, else `features`), search it
     with the run's predictor, and cost the search."""
     training = load_training(run) if run is not None else None
     predictor = Predictor.load(run.model) if run is not None else None
     proxies = training.features if training is not None else list(features)
-    pool = load_pool(store, space, dataset, proxies, pool_size, seed)
+    pool = load_pool(store, space, dataset, proxies, pool_size, seed, target)
     result = run_search(
         pool, strategy, predictor, top_k=top_k, budget=budget, seed=seed, params=params
     )
@@ -399,6 +405,7 @@ def save_search(
     summary = {
         "space": result.space,
         "dataset": result.dataset,
+        "proxy_dataset": result.proxy_dataset,
         "strategy": result.strategy,
         "predictor": run.predictor if run else None,
         "train_size": run.train_size if run else None,

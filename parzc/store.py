@@ -66,17 +66,16 @@ class Store:
 
     @cached_property
     def accuracy(self) -> pa.Table:
-        """Ground truth of every registered space, with the space's `valid` flag."""
+        """Ground truth of every registered space, with each arch's `network_id` (the arch_id of
+        its canonical network, whose features the store holds)."""
         frames = []
         for name in SPACES:
             space = get_space(name)
-            table = space.accuracy_table()
-            valid = {a: space.is_valid(a) for a in table["arch"].unique().to_list()}
+            networks = space.archs().select("arch_id", "network_id")
             frames.append(
-                table.with_columns(
-                    pl.lit(name).alias("space"),
-                    pl.col("arch").replace_strict(valid, return_dtype=pl.Boolean).alias("valid"),
-                )
+                space.accuracy_table()
+                .join(networks, on="arch_id", how="left")
+                .with_columns(pl.lit(name).alias("space"))
             )
         return pl.concat(frames).to_arrow()
 
@@ -136,20 +135,29 @@ class Store:
         proxies: Sequence[str],
         arch_ids: Sequence[int] | None = None,
         onehot: bool = False,
+        target: str | None = None,
+        every_cell: bool = False,
     ) -> FeatureMatrix:
         """Training matrix for (space, dataset): see FeatureMatrix for the layout and scaling.
+
+        `arch_ids` may name any arch of the space: each reads the features of its canonical
+        network (`network_id`) and the one-hot code of the canonical cell, and keeps its own
+        ground truth. `target` names the dataset whose accuracies are the targets (default:
+        `dataset`, the partition the proxies were extracted on).
 
         Before reading, the partition's shards are checked (`store_check.check_files`: page
         checksums, schema, metadata, arch range, twins, archs stored twice); a corrupt shard
         raises StoreError naming the file. Every requested arch must have every requested proxy
         exactly once per layer, for all of its layers, and its arch_stats; otherwise a
-        StoreError names what is missing or duplicated. `arch_ids=None` takes every arch with
-        features for all requested proxies.
+        StoreError names what is missing or duplicated. `arch_ids=None` takes every network with
+        features for all requested proxies (with `every_cell`, every arch of those networks).
         """
         space_obj = get_space(space)
         self.validate(space, dataset)
         try:
-            return self._assemble(space_obj, space, dataset, proxies, arch_ids, onehot)
+            return self._assemble(
+                space_obj, space, dataset, proxies, arch_ids, onehot, target or dataset, every_cell
+            )
         except (duckdb.Error, _RowsError) as exc:
             # duplicated rows, missing layers or a file changed since validation: the full
             # check of the partition's shards names the file
@@ -187,7 +195,10 @@ class Store:
         proxies: Sequence[str],
         arch_ids: Sequence[int] | None,
         onehot: bool,
+        target: str,
+        every_cell: bool,
     ) -> FeatureMatrix:
+        space_obj.dataset(target)  # names the space's datasets when `target` is unknown
         con = self.connect(space, dataset)
         params = {"space": space, "dataset": dataset}
         stored = (
@@ -222,6 +233,10 @@ class Store:
                 .agg(pl.col("proxy").n_unique().alias("n"))
             )
             arch_ids = sorted(have.filter(pl.col("n") == len(proxies))["arch_id"].to_list())
+            if every_cell:
+                arch_ids = space_obj.archs().filter(pl.col("network_id").is_in(arch_ids))[
+                    "arch_id"
+                ].to_list()
         ids = np.asarray(arch_ids, dtype=np.int32)
         if len(np.unique(ids)) != len(ids):
             uniq, counts = np.unique(ids, return_counts=True)
@@ -229,41 +244,57 @@ class Store:
                 f"duplicate arch_ids requested for {space}/{dataset}: "
                 f"{uniq[counts > 1][:5].tolist()}"
             )
+        archs = pl.DataFrame({"arch_id": ids}).join(
+            space_obj.archs(), on="arch_id", how="left", maintain_order="left"
+        )
+        if archs["network_id"].null_count():
+            unknown = archs.filter(pl.col("network_id").is_null())["arch_id"].to_list()
+            raise StoreError(f"arch_ids not in {space}: {unknown[:5]}")
+        # Features are read once per network; every arch takes its network's row.
+        nets, row_of = np.unique(archs["network_id"].to_numpy(), return_inverse=True)
         layer_proxies = sorted(long["proxy"].unique().to_list())
         layerwise_raw, present = _pivot_layers(
-            long, ids, list(proxies), space_obj.max_layers, space, dataset
+            long, nets, list(proxies), space_obj.max_layers, space, dataset
         )
-        _check_layer_counts(con, params, ids, list(proxies), space, dataset)
+        _check_layer_counts(con, params, nets, list(proxies), space, dataset)
         every_layer, every_present = _pivot_layers(
-            long, ids, layer_proxies, space_obj.max_layers, space, dataset, check=False
+            long, nets, layer_proxies, space_obj.max_layers, space, dataset, check=False
         )
         sums = np.where(every_present, every_layer, 0.0).sum(axis=2)  # a NaN layer stays NaN
         sums[~every_present.any(axis=2)] = np.nan  # a proxy absent for an arch is NaN, not 0
         net_names = sorted(net["proxy"].unique().to_list())
-        net_values = _pivot_scalars(net, ids, net_names)
+        net_values = _pivot_scalars(net, nets, net_names)
         truth = pl.from_arrow(self.accuracy).filter(
-            (pl.col("space") == space) & (pl.col("dataset") == dataset)
+            (pl.col("space") == space) & (pl.col("dataset") == target)
         )
-        truth = pl.DataFrame({"arch_id": ids}).join(truth, on="arch_id", how="left")
+        truth = pl.DataFrame({"arch_id": ids}).join(
+            truth, on="arch_id", how="left", maintain_order="left"
+        )
         if truth["val_acc"].null_count():
             raise StoreError(
-                f"{truth['val_acc'].null_count()} arch_ids of {space}/{dataset} "
+                f"{truth['val_acc'].null_count()} arch_ids of {space}/{target} "
                 "have no ground truth"
             )
-        codes = np.stack([space_obj.onehot(a) for a in truth["arch"].to_list()]) if onehot else None
+        canonical = dict(space_obj.archs().select("arch_id", "arch").iter_rows())
+        codes = (
+            np.stack([space_obj.onehot(canonical[int(n)]) for n in nets])[row_of]
+            if onehot
+            else None
+        )
         return FeatureMatrix(
             space=space,
             dataset=dataset,
+            target=target,
             arch_ids=ids,
+            network_ids=nets[row_of].astype(np.int32),
             proxies=list(proxies),
-            layerwise=scale_within_arch(layerwise_raw, present),
-            layerwise_raw=np.nan_to_num(layerwise_raw, nan=0.0),
+            layerwise=scale_within_arch(layerwise_raw, present)[row_of],
+            layerwise_raw=np.nan_to_num(layerwise_raw, nan=0.0)[row_of],
             aggregate_names=layer_proxies + [f"net:{n}" for n in net_names],
-            aggregates=np.concatenate([sums, net_values], axis=1),
+            aggregates=np.concatenate([sums, net_values], axis=1)[row_of],
             onehot=codes,
             val_acc=truth["val_acc"].to_numpy(),
             test_acc=truth["test_acc"].to_numpy(),
-            valid=truth["valid"].to_numpy(),
         )
 
 
@@ -342,6 +373,8 @@ def _pivot_scalars(net: pl.DataFrame, ids: np.ndarray, names: list[str]) -> np.n
     out = np.full((len(ids), len(names)), np.nan)
     pos = pl.DataFrame({"arch_id": ids, "row": np.arange(len(ids))})
     sel = net.join(pos, on="arch_id", how="inner")
+    if sel.is_empty():
+        return out
     col = {n: i for i, n in enumerate(names)}
     out[sel["row"].to_numpy(), sel["proxy"].cast(pl.String).replace_strict(col).to_numpy()] = sel[
         "value"

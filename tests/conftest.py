@@ -31,7 +31,7 @@ def mini_settings(**overrides) -> ExtractSettings:
         batch_size=8,
         batch_seed=0,
         init_seed=0,
-        device="cpu",
+        arch_seed=ARCH_SEED,
     )
     fields.update(overrides)
     return ExtractSettings(**fields)
@@ -41,7 +41,7 @@ def extract_into(root: Path, start: int, end: int, settings: ExtractSettings | N
     settings = settings or mini_settings()
     part = shard_part(start, end, settings.space, settings.dataset, settings.feature_set)
     ids = shard_arch_ids(settings.space, ARCH_SEED, start, end)
-    extract_shard(settings, ids, root / "features" / part, root / "arch_stats" / part, ARCH_SEED)
+    extract_shard(settings, ids, root / "features" / part, root / "arch_stats" / part, "cpu")
 
 
 @pytest.fixture(autouse=True)

@@ -116,7 +116,7 @@ CONFIG_CASES = [
     ("spaces/nb201/datasets", [], r"spaces/nb201/datasets: \[\] should be non-empty"),
     ("spaces/nb201/archs/count", 0, r"spaces/nb201/archs/count: 0 is less than the minimum"),
     ("spaces/nb201/archs/count", -12, r"spaces/nb201/archs/count: -12 is less than"),
-    ("spaces/nb201/archs/count", 20000, r"archs/count: 20000 exceeds the 15625 architectures"),
+    ("spaces/nb201/archs/count", 20000, r"archs/count: 20000 exceeds the 9445 distinct networks"),
     ("spaces/nb201/archs/seed", -3, r"spaces/nb201/archs/seed: -3 is less than the minimum"),
     ("spaces/nb201/train_sizes", [1], r"train_sizes/0: 1 is not valid .*integer count >= 2"),
     ("spaces/nb201/train_sizes", [1.5], r"train_sizes/0: 1.5 is not valid .*fraction"),
@@ -242,7 +242,7 @@ CLI_CASES = [
     ("unknown --space", lambda c: extract_args(c, space="nb999"), r"nb999"),
     ("space not in config", lambda c: extract_args(c, space="nb101"), r"nb101"),
     ("unknown --set", lambda c: extract_args(c, set="bogus"), r"bogus"),
-    ("unknown --dataset", lambda c: extract_args(c, dataset="mnist"), r"'mnist' is not configured"),
+    ("unknown --dataset", lambda c: extract_args(c, dataset="mnist"), r"'mnist' is not extracted"),
     ("non-integer --start", lambda c: extract_args(c, start="x"), r"--start: invalid int .*'x'"),
     (
         "missing config file",

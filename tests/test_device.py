@@ -77,7 +77,7 @@ def test_extraction_with_cuda_but_no_gpu_fails_before_writing(cuda_absent, tmp_p
     features, stats = tmp_path / "features.parquet", tmp_path / "arch_stats.parquet"
     ids = shard_arch_ids("nb201", ARCH_SEED, 0, 1)
     with pytest.raises(RuntimeError, match="device 'cuda' requested but CUDA is not available"):
-        extract_shard(mini_settings(device="cuda"), ids, features, stats, ARCH_SEED)
+        extract_shard(mini_settings(), ids, features, stats, "cuda")
     assert not features.exists() and not stats.exists()
 
 
@@ -122,7 +122,7 @@ def test_extraction_on_gpu_matches_cpu(tmp_path):
     tables = {}
     for device in ("cpu", "cuda"):
         features, stats = tmp_path / f"f_{device}.parquet", tmp_path / f"s_{device}.parquet"
-        extract_shard(mini_settings(device=device), ids, features, stats, ARCH_SEED)
+        extract_shard(mini_settings(), ids, features, stats, device)
         assert read_metadata(features)["device"].startswith(device)
         tables[device] = pl.read_parquet(features).sort(["arch_id", "proxy", "layer"])
     cpu, gpu = tables["cpu"], tables["cuda"]

@@ -28,7 +28,7 @@ from conftest import ARCH_SEED, extract_into, mini_settings, shard_part
 from torch import nn
 
 import parzc
-from parzc.extract import extract_shard, shard_arch_ids
+from parzc.extract import arch_order, extract_shard, shard_arch_ids
 from parzc.metrics import rank_metrics
 from parzc.predictors import TrainingDiverged
 from parzc.spaces import SPACES
@@ -444,13 +444,12 @@ def test_training_is_deterministic_and_outputs_record_seeds_and_versions(mini_st
     runs = []
     for i in range(2):
         report = train_and_predict(
-            store,
-            "nb201",
-            "cifar10",
+            store.assemble(
+                "nb201", "cifar10", ["grad_norm", "snip", "synflow"], onehot=True, every_cell=True
+            ),
             "mabn",
             "mabn",
             params,
-            ["grad_norm", "snip", "synflow"],
             split_path,
             0,
             tmp_path / f"pred{i}.parquet",
@@ -462,7 +461,7 @@ def test_training_is_deterministic_and_outputs_record_seeds_and_versions(mini_st
         )
     (r0, p0, m0), (r1, p1, m1) = runs
     assert r0["loss_history"] == r1["loss_history"] and len(r0["loss_history"]) == 2
-    assert p0.equals(p1) and len(p0) == 4
+    assert p0.equals(p1) and p0.filter(pl.col("arch_id") == pl.col("network_id")).height == 4
     assert m0.keys() == m1.keys()
     assert all(np.array_equal(m0[k], m1[k], equal_nan=True) for k in m0), (m0, m1)
     # provenance: every output records the seeds and versions that produced it
@@ -503,12 +502,12 @@ def test_all_none_cell_extracts_to_zeros_or_nan_with_reason(tmp_path):
         feature_set="all",
         layer_proxies=tuple(LAYER_PROXIES.names()),
         network_proxies=tuple(NETWORK_PROXIES.names()),
+        arch_seed=None,
     )
     root = tmp_path / "results"
-    rel = shard_part(arch_id, arch_id, fset="all")  # position == arch_id in arch_id order
-    summary = extract_shard(
-        settings, [arch_id], root / "features" / rel, root / "arch_stats" / rel, None
-    )
+    position = arch_order("nb201", None).tolist().index(arch_id)  # in the networks' order
+    rel = shard_part(position, position, fset="all")
+    summary = extract_shard(settings, [arch_id], root / "features" / rel, root / "arch_stats" / rel)
     assert summary.archs == 1
     feats = pl.from_arrow(assert_nan_has_reason(root / "features" / rel))
     stats = pl.from_arrow(assert_nan_has_reason(root / "arch_stats" / rel))
@@ -614,13 +613,10 @@ def test_nan_loss_stops_training_cleanly_and_writes_nothing(cheap_store, tmp_pat
     out = tmp_path / "out"
     with pytest.raises(TrainingDiverged, match=r"diverged at epoch \d+/3: mean batch loss is nan"):
         train_and_predict(
-            store,
-            "nb201",
-            "cifar10",
+            store.assemble("nb201", "cifar10", ["params", "l2_norm"], onehot=True, every_cell=True),
             "mabn",
             "mabn",
             {"epochs": 3, "lr": 1e30, "batch_size": 4, "mc_samples": 2, "device": "cpu"},
-            ["params", "l2_norm"],
             split_path,
             0,
             out / "predictions.parquet",

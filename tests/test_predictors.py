@@ -38,7 +38,9 @@ def make_features(n: int = 60, seed: int = 0, onehot: bool = False) -> FeatureMa
     values = {
         "space": "toy",
         "dataset": "toy10",
+        "target": "toy10",
         "arch_ids": np.arange(n),
+        "network_ids": np.arange(n),
         "proxies": list(PROXIES),
         "layerwise": layerwise,
         "layerwise_raw": raw,
@@ -47,7 +49,6 @@ def make_features(n: int = 60, seed: int = 0, onehot: bool = False) -> FeatureMa
         "onehot": rng.integers(0, 2, size=(n, 5)).astype(np.float32) if onehot else None,
         "val_acc": acc,
         "test_acc": acc + rng.normal(scale=0.1, size=n),
-        "valid": np.ones(n, dtype=bool),
     }
     names = {f.name for f in dataclasses.fields(FeatureMatrix)}
     fm = FeatureMatrix(**{k: v for k, v in values.items() if k in names})

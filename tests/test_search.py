@@ -64,13 +64,10 @@ def results(mini_store, tmp_path_factory):
     save_split(make_split(pool_ids, 4, 0), run.split)
     with benchmarked() as record:
         train_and_predict(
-            store,
-            "nb201",
-            "cifar10",
+            store.assemble("nb201", "cifar10", FEATURES, onehot=True, every_cell=True),
             "mabn",
             "mabn",
             TINY_MABN,
-            FEATURES,
             run.split,
             0,
             run.predictions,
@@ -142,7 +139,9 @@ def _onehot_pool(archs: list[str]) -> SearchPool:
     data = FeatureMatrix(
         space="nb201",
         dataset="cifar10",
+        target="cifar10",
         arch_ids=np.arange(n),
+        network_ids=np.arange(n),
         proxies=[],
         layerwise=np.zeros((n, 0, 1)),
         layerwise_raw=np.zeros((n, 0, 1)),
@@ -151,7 +150,6 @@ def _onehot_pool(archs: list[str]) -> SearchPool:
         onehot=np.stack([space.onehot(a) for a in archs]),
         val_acc=np.zeros(n),
         test_acc=np.zeros(n),
-        valid=np.ones(n, dtype=bool),
     )
     return SearchPool(data=data, archs=archs, space_test_acc=np.zeros(0))
 

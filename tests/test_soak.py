@@ -43,7 +43,10 @@ def test_soak_extract_and_assemble_all_nb201(tmp_path):
     ranges = shard_ranges(n_archs, shard_size)
     assert len(ranges) >= 30, "the flatness check needs at least 30 shards"
     settings = mini_settings(
-        feature_set="soak", layer_proxies=("params", "l2_norm"), network_proxies=("params",)
+        feature_set="soak",
+        layer_proxies=("params", "l2_norm"),
+        network_proxies=("params",),
+        arch_seed=SEED,
     )
     root = tmp_path / "results"
     threads, level = torch.get_num_threads(), logging.getLogger("parzc").level
@@ -55,7 +58,7 @@ def test_soak_extract_and_assemble_all_nb201(tmp_path):
         for number, (start, end) in enumerate(ranges, start=1):
             rel = shard_part(start, end, fset="soak")
             ids = shard_arch_ids("nb201", SEED, start, end)
-            extract_shard(settings, ids, root / "features" / rel, root / "arch_stats" / rel, SEED)
+            extract_shard(settings, ids, root / "features" / rel, root / "arch_stats" / rel, "cpu")
             samples.append((number, end + 1, time.perf_counter() - started, *memory_mb()))
             if number in (1, 5, 10, 30) or number % 20 == 0 or number == len(ranges):
                 n, archs, secs, rss, hwm = samples[-1]

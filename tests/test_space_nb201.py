@@ -1,12 +1,16 @@
 """NAS-Bench-201: decoding, network construction against published parameter counts."""
 
+import numpy as np
 import polars as pl
 import pytest
 import torch
+from conftest import mini_settings, shard_part
 
 from parzc.data import resource
+from parzc.extract import arch_order, extract_shard
 from parzc.spaces import InvalidArchError, get_space
-from parzc.spaces.nb201 import is_valid_cell, parse_arch
+from parzc.spaces.nb201 import canonical_arch, parse_arch
+from parzc.store import Store
 
 SPACE = get_space("nb201")
 RAW = pl.read_parquet(resource("nb201/nb201_accuracy.parquet"))
@@ -62,11 +66,56 @@ def test_malformed_arch_strings_are_rejected_naming_the_value(bad):
         parse_arch(bad)
 
 
-def test_valid_cells_are_the_suite_zero_set():
-    assert sum(is_valid_cell(a) for a in RAW["arch_str"]) == 9445
-    assert is_valid_cell("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
-    # a conv edge into node 1 that never reaches the output
-    assert not is_valid_cell("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+DANGLING = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+
+
+def test_canonical_cells_are_the_suite_zero_networks():
+    archs = SPACE.archs()
+    assert archs["network_id"].n_unique() == len(SPACE.networks()) == 9445
+    # a canonical cell is its own network; every network is a canonical cell
+    canon = {canonical_arch(a) for a in RAW["arch_str"]}
+    assert len(canon) == 9445
+    assert set(archs.filter(pl.col("arch_id") == pl.col("network_id"))["arch"]) == canon
+    # a conv edge into node 1 that never reaches the output is dropped
+    assert canonical_arch(DANGLING) == "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+    empty = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    assert canonical_arch(empty) == empty
+
+
+def test_a_dangling_conv_and_its_canonical_form_get_identical_features(tmp_path):
+    """Only canonical networks are extracted; a cell reads its network's features and one-hot
+    code, and keeps its own accuracies."""
+    archs = SPACE.archs()
+    order = arch_order("nb201", None).tolist()
+    twins = archs.filter(pl.col("arch_id") != pl.col("network_id")).sort("network_id")
+    twin, arch, net = twins.row(0)
+    assert SPACE.canonical(arch) != arch
+    position = order.index(net)
+    settings = mini_settings(layer_proxies=("snip", "params"), network_proxies=(), arch_seed=None)
+    part = shard_part(position, position)
+    extract_shard(settings, [net], tmp_path / "features" / part, tmp_path / "arch_stats" / part)
+    data = Store(tmp_path).assemble("nb201", "cifar10", ["snip"], [twin, net], onehot=True)
+    assert data.network_ids.tolist() == [net, net]
+    for name in ("layerwise", "layerwise_raw", "aggregates", "onehot"):
+        values = getattr(data, name)
+        np.testing.assert_array_equal(values[0], values[1])
+    assert data.onehot[0].tolist() == SPACE.onehot(SPACE.canonical(arch)).tolist()
+    truth = SPACE.accuracy_table().filter(pl.col("dataset") == "cifar10")
+    acc = dict(truth.select("arch_id", "test_acc").iter_rows())
+    assert data.test_acc.tolist() == [acc[twin], acc[net]]
+
+
+def test_extraction_builds_exactly_the_canonical_networks():
+    order = arch_order("nb201", 0)
+    assert len(order) == len(np.unique(order)) == 9445
+    assert set(order.tolist()) == set(SPACE.networks().tolist())
+
+
+def test_the_one_hot_code_describes_the_canonical_cell():
+    row = SPACE.archs().filter(pl.col("arch") == DANGLING).row(0, named=True)
+    canon = SPACE.archs().filter(pl.col("arch_id") == row["network_id"])["arch"][0]
+    assert canon == canonical_arch(DANGLING)
+    assert SPACE.onehot(canon)[0 * 5 + 0] == 1.0  # edge 0 is `none` in the canonical cell
 
 
 def test_accuracy_table_covers_every_arch_and_dataset():
@@ -74,3 +123,12 @@ def test_accuracy_table_covers_every_arch_and_dataset():
     assert table.shape[0] == 3 * 15625
     best = table.group_by("dataset").agg(pl.col("test_acc").max()).sort("dataset")
     assert best["test_acc"].round(2).to_list() == [94.37, 73.51, 47.31]
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 8, 8), (3, 2, 5, 7), (1, 1, 1, 1)])
+def test_box_filter_pool_matches_avg_pool_without_padding_counts(shape):
+    from parzc.spaces.nb201 import AvgPool3x3
+
+    x = torch.randn(*shape, dtype=torch.float64)
+    reference = torch.nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    torch.testing.assert_close(AvgPool3x3()(x), reference(x))

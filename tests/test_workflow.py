@@ -99,7 +99,7 @@ def test_end_to_end_outputs(tiny_run):
     labels = set(config["train"]["predictors"])
     table = pl.read_csv(tiny_run / "tables/correlation.csv")
     assert set(table["predictor"]) == labels
-    assert set(table["subset"]) == {"all", "valid"}
+    assert set(table["subset"]) == {"networks", "cells"}
     assert (tiny_run / "plots/kendall_vs_train_size.png").stat().st_size > 0
     assert (tiny_run / "report.html").stat().st_size > 0
     for table_name in ("features", "arch_stats"):
@@ -114,10 +114,14 @@ def test_predictions_recompute_the_tables_with_sql(tiny_run):
     from scipy.stats import kendalltau
 
     preds = pl.read_parquet(tiny_run / "predictions/**/*.parquet", hive_partitioning=False)
-    table = pl.read_csv(tiny_run / "tables/correlation.csv").filter(pl.col("subset") == "all")
+    table = pl.read_csv(tiny_run / "tables/correlation.csv").filter(pl.col("subset") == "cells")
     for row in table.iter_rows(named=True):
         part = preds.filter(pl.col("predictor") == row["predictor"])
         tau = kendalltau(part["score"], part["target"]).statistic
         assert tau == pytest.approx(row["kendall_mean"], abs=1e-12, nan_ok=True)
     held_out = Store(tiny_run).sql("SELECT count(DISTINCT arch_id) AS n FROM features")["n"][0]
-    assert held_out == 12 and preds.filter(pl.col("predictor") == "mabn").height == 6
+    mabn = preds.filter(pl.col("predictor") == "mabn")
+    assert held_out == 12 and mabn.filter(pl.col("arch_id") == pl.col("network_id")).height == 6
+    # every cell of a held-out network is scored with its network's prediction
+    twins = mabn.group_by("network_id").agg(pl.col("score").n_unique().alias("scores"))
+    assert mabn.height >= 6 and twins["scores"].max() == 1

@@ -162,10 +162,12 @@ def data_pass(d: PassData, wanted: frozenset[str]) -> None:
         return hook
 
     def code_hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
-        c = (output.detach() > 0).reshape(n, -1).double()
-        s = c.sum(1)
+        # float32 counts are exact up to 2**24 units per example; the kernel sums in float64
+        codes = (output.detach() > 0).reshape(n, -1)
+        c = codes.float() if codes.shape[1] < 2**24 else codes.double()
+        s = c.sum(1).double()
         # c c^T + (1-c)(1-c)^T = 2 c c^T - s_i - s_j + M
-        kernel.add_(2 * c @ c.T - s[:, None] - s[None, :] + c.shape[1])
+        kernel.add_(2 * (c @ c.T).double() - s[:, None] - s[None, :] + c.shape[1])
 
     pairs = [(m, layer_hook(i)) for i, (_, m) in enumerate(layers)]
     if "codes" in wanted:

@@ -53,12 +53,34 @@ def single_accuracy_table(
     ).cast(ACCURACY_COLUMNS)
 
 
+_ARCHS_CACHE: dict[str, pl.DataFrame] = {}
+
+
+def _archs(space: SearchSpace) -> pl.DataFrame:
+    if space.name not in _ARCHS_CACHE:
+        table = space.accuracy_table().select("arch_id", "arch").unique("arch_id").sort("arch_id")
+        ids = dict(zip(table["arch"].to_list(), table["arch_id"].to_list(), strict=True))
+        canonical = [space.canonical(a) for a in table["arch"].to_list()]
+        missing = [c for c in canonical if c not in ids]
+        if missing:
+            raise InvalidArchError(
+                f"{space.name}: canonical form {missing[0]!r} has no arch_id of its own "
+                f"({len(missing)} archs affected)"
+            )
+        _ARCHS_CACHE[space.name] = table.with_columns(
+            pl.Series("network_id", [ids[c] for c in canonical], dtype=pl.Int32)
+        )
+    return _ARCHS_CACHE[space.name]
+
+
 class SearchSpace(ABC):
     """A NAS search space: decode encodings, build torch networks, serve ground truth."""
 
     name: ClassVar[str]
     datasets: ClassVar[dict[str, DatasetInfo]]
     max_layers: ClassVar[int]  # most Conv2d/Linear layers any member network has
+    # dataset whose proxies feed every target by default (None: each target's own)
+    proxy_dataset: ClassVar[str | None] = None
 
     def dataset(self, name: str) -> DatasetInfo:
         try:
@@ -88,13 +110,25 @@ class SearchSpace(ABC):
     def onehot(self, arch: str) -> np.ndarray:
         """Fixed-length float32 encoding of the architecture's operations."""
 
-    def is_valid(self, arch: str) -> bool:
-        """Whether the arch belongs to the space's published "valid" subset (default: all do)."""
-        return True
+    def canonical(self, arch: str) -> str:
+        """The encoding of the network `arch` computes, shared by every equivalent encoding.
+
+        Spaces whose encodings can describe the same network twice (NB201's dead operations)
+        map them to one canonical encoding; the default is the identity.
+        """
+        return arch
 
     def num_archs(self) -> int:
         return self.accuracy_table()["arch_id"].n_unique()
 
     def archs(self) -> pl.DataFrame:
-        """arch_id and arch encoding of every architecture with ground truth, sorted by arch_id."""
-        return self.accuracy_table().select("arch_id", "arch").unique("arch_id").sort("arch_id")
+        """arch_id, arch encoding and network_id of every architecture with ground truth, sorted
+        by arch_id. `network_id` is the arch_id of the canonical encoding of the same network:
+        the store holds features of networks, and every arch reads its network's features.
+        """
+        return _archs(self)
+
+    def networks(self) -> np.ndarray:
+        """Sorted arch_ids of the canonical networks (the archs whose network_id is their own)."""
+        table = self.archs()
+        return table.filter(pl.col("arch_id") == pl.col("network_id"))["arch_id"].to_numpy()

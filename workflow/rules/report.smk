@@ -1,7 +1,7 @@
 rule proxy_correlation:
     input:
-        features=lambda wc: PLAN.feature_shards(wc.space, wc.dataset),
-        arch_stats=lambda wc: PLAN.arch_stat_shards(wc.space, wc.dataset),
+        features=lambda wc: PLAN.target_shards("features", wc.space, wc.dataset),
+        arch_stats=lambda wc: PLAN.target_shards("arch_stats", wc.space, wc.dataset),
     output:
         csv=f"{RESULTS}/tables/proxy_correlation/{{space}}_{{dataset}}.csv",
         md=report(
@@ -9,6 +9,8 @@ rule proxy_correlation:
             category="Zero-cost proxies",
             caption="../report/proxy_correlation.rst",
         ),
+    params:
+        proxy_dataset=lambda wc: PLAN.proxy_dataset(wc.space, wc.dataset),
     log:
         f"{RESULTS}/logs/proxy_correlation/{{space}}_{{dataset}}.log",
     benchmark:
@@ -46,6 +48,10 @@ rule correlation_tables:
         f"{RESULTS}/benchmarks/report/correlation_tables.tsv"
     conda:
         "../envs/parzc.yaml"
+    params:
+        # the loss ablation compares labels whose (space-overridden) params differ only by loss
+        predictors=PLAN.predictors(),
+        overrides={s: e["predictor_params"] for s, e in config["spaces"].items()},
     script:
         "../scripts/correlation_tables.py"
 

@@ -5,8 +5,8 @@ rule search:
                 wc.space, wc.dataset, wc.predictor, int(wc.size), int(wc.seed)
             ).files()
         ),
-        features=lambda wc: PLAN.feature_shards(wc.space, wc.dataset),
-        arch_stats=lambda wc: PLAN.arch_stat_shards(wc.space, wc.dataset),
+        features=lambda wc: PLAN.target_shards("features", wc.space, wc.dataset),
+        arch_stats=lambda wc: PLAN.target_shards("arch_stats", wc.space, wc.dataset),
     output:
         f"{RESULTS}/search/{{space}}/{{dataset}}/{{strategy}}/{{predictor}}_n{{size}}_seed{{seed}}.parquet",
     log:
@@ -29,14 +29,15 @@ rule search:
         ),
         search=config["search"],
         features=config["train"]["features"],
+        proxy_dataset=lambda wc: PLAN.proxy_dataset(wc.space, wc.dataset),
     script:
         "../scripts/search.py"
 
 
 rule search_baseline:
     input:
-        features=lambda wc: PLAN.feature_shards(wc.space, wc.dataset),
-        arch_stats=lambda wc: PLAN.arch_stat_shards(wc.space, wc.dataset),
+        features=lambda wc: PLAN.target_shards("features", wc.space, wc.dataset),
+        arch_stats=lambda wc: PLAN.target_shards("arch_stats", wc.space, wc.dataset),
     output:
         f"{RESULTS}/search/{{space}}/{{dataset}}/{{strategy}}/seed{{seed}}.parquet",
     log:
@@ -56,6 +57,7 @@ rule search_baseline:
         run=None,
         search=config["search"],
         features=config["train"]["features"],
+        proxy_dataset=lambda wc: PLAN.proxy_dataset(wc.space, wc.dataset),
     script:
         "../scripts/search.py"
 

@@ -10,12 +10,8 @@ setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
 wc = snakemake.wildcards
 settings = ExtractSettings(**snakemake.params.settings)
-ids = shard_arch_ids(wc.space, snakemake.params.arch_seed, int(wc.start), int(wc.end))
+ids = shard_arch_ids(wc.space, settings.arch_seed, int(wc.start), int(wc.end))
 summary = extract_shard(
-    settings,
-    ids,
-    snakemake.output.features,
-    snakemake.output.arch_stats,
-    snakemake.params.arch_seed,
+    settings, ids, snakemake.output.features, snakemake.output.arch_stats, snakemake.params.device
 )
 logging.getLogger("extract").info("%s", summary)

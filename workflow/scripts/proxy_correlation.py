@@ -11,5 +11,5 @@ store = Store(
     features=snakemake.input.features,
     arch_stats=snakemake.input.arch_stats,
 )
-table = proxy_correlation_table(store, wc.space, wc.dataset)
+table = proxy_correlation_table(store, wc.space, snakemake.params.proxy_dataset, wc.dataset)
 write_table(table, snakemake.output.csv, snakemake.output.md)

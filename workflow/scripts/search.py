@@ -20,7 +20,7 @@ store = Store(
 result, cost = search_job(
     store,
     wc.space,
-    wc.dataset,
+    p.proxy_dataset,
     wc.strategy,
     run=p.run,
     features=p.features,
@@ -29,6 +29,7 @@ result, cost = search_job(
     seed=int(wc.seed),
     pool_size=p.search["pool"],
     params=p.search["strategies"][wc.strategy],
+    target=wc.dataset,
 )
 with pl.Config(tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=200):
     logging.getLogger("search").info(
