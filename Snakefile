@@ -19,4 +19,4 @@ include: "workflow/rules/search.smk"
 rule all:
     default_target: True
     input:
-        all_targets(),
+        PLAN.all_targets(),

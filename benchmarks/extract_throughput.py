@@ -18,9 +18,10 @@ import time
 
 import torch
 
-from parzc.data import load_batch
-from parzc.extract import shard_arch_ids
-from parzc.proxies import LAYER_PROXIES, NETWORK_PROXIES, compute_proxies
+from parzc.proxies import LAYER_PROXIES, NETWORK_PROXIES
+from parzc.proxies.batch import load_batch
+from parzc.proxies.compute import compute_proxies
+from parzc.sharding import shard_arch_ids
 from parzc.spaces import get_space
 
 

@@ -18,10 +18,10 @@ import polars as pl
 import torch
 import yaml
 
-from parzc.metrics import rank_metrics
+from parzc.evaluation.metrics import rank_metrics
 from parzc.predictors import create_predictor
-from parzc.splits import make_split
 from parzc.store import Store
+from parzc.training.splits import make_split
 
 PAPER = {"epochs": 200, "batch_size": 10, "lr": 1e-4}
 
@@ -29,8 +29,20 @@ PAPER = {"epochs": 200, "batch_size": 10, "lr": 1e-4}
 def schedule(text: str) -> tuple[str, dict]:
     """'name:key=value,key=value' -> (name, params)."""
     name, _, body = text.partition(":")
-    params = {k: yaml.safe_load(v) for k, v in (kv.split("=") for kv in body.split(",") if kv)}
+    params = {k: _value(v) for k, v in (kv.split("=") for kv in body.split(",") if kv)}
     return name, params
+
+
+def _value(text: str) -> object:
+    """A number where the text is one (YAML reads 1e-3 as a string), else YAML's reading."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return yaml.safe_load(text)
 
 
 def main() -> None:

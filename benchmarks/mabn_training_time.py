@@ -13,8 +13,8 @@ import argparse
 import numpy as np
 import torch
 
-from parzc.features import FeatureMatrix
 from parzc.predictors import create_predictor
+from parzc.store.matrix import FeatureMatrix
 
 
 def synthetic(n: int, seed: int = 0) -> FeatureMatrix:

@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from parzc.features import FeatureMatrix
-from parzc.metrics import rank_metrics
+from parzc.evaluation.metrics import rank_metrics
 from parzc.predictors import create_predictor
-from parzc.splits import make_split
 from parzc.store import Store
+from parzc.store.matrix import FeatureMatrix
+from parzc.training.splits import make_split
 
 DEFAULT_PROXIES = ["grad_norm", "snip", "synflow"]
 

@@ -17,8 +17,9 @@ import polars as pl
 import torch
 from scipy import stats
 
-from parzc.data import load_batch
-from parzc.proxies import LAYER_PROXIES, NETWORK_PROXIES, compute_proxies
+from parzc.proxies import LAYER_PROXIES, NETWORK_PROXIES
+from parzc.proxies.batch import load_batch
+from parzc.proxies.compute import compute_proxies
 from parzc.spaces import get_space
 
 

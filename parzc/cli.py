@@ -1,4 +1,6 @@
-"""The `parzc` command line: everything a workflow rule does, callable without Snakemake."""
+"""The `parzc` command line. Every workflow rule's job is a subcommand that reads the same config
+and writes the same files (parzc.layout) as the rule; `sql`, `store`, `search` and `list` work
+on an existing results folder."""
 
 from __future__ import annotations
 
@@ -10,6 +12,199 @@ from pathlib import Path
 import polars as pl
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+def _plan(args: argparse.Namespace):
+    """The Plan of --config, with --results overriding the config's results folder."""
+    from parzc.config import load
+    from parzc.dag import Plan
+
+    config = load(args.config)
+    if getattr(args, "results", None):
+        config["results"] = args.results
+    return Plan(config)
+
+
+def _require(*paths: str | Path) -> None:
+    missing = [str(p) for p in paths if not Path(p).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{', '.join(missing[:3])} missing: run the stage that writes it first "
+            "(or `snakemake <file>` to let the workflow make it)"
+        )
+
+
+def _job(args: argparse.Namespace) -> dict:
+    keys = ("space", "dataset", "predictor", "size", "seed")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+# -- the workflow's stages ---------------------------------------------------------------------
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from parzc import stages
+
+    plan = _plan(args)
+    settings = plan.shard(args.space, args.dataset, args.feature_set, args.start, args.end)
+    fields = dict(
+        space=args.space,
+        dataset=args.dataset,
+        feature_set=args.feature_set,
+        start=args.start,
+        end=args.end,
+    )
+    print(
+        stages.extract(
+            settings,
+            args.start,
+            args.end,
+            plan.layout.path("features", **fields),
+            plan.layout.path("arch_stats", **fields),
+            plan.config["device"],
+        )
+    )
+    return 0
+
+
+def _target_inputs(plan, space: str, dataset: str) -> tuple[list[str], list[str], str]:
+    features = plan.target_shards("features", space, dataset)
+    arch_stats = plan.target_shards("arch_stats", space, dataset)
+    _require(*features, *arch_stats)
+    return features, arch_stats, plan.proxy_dataset(space, dataset)
+
+
+def _cmd_assemble(args: argparse.Namespace) -> int:
+    from parzc import stages
+
+    plan = _plan(args)
+    features, arch_stats, proxy_dataset = _target_inputs(plan, args.space, args.dataset)
+    out = plan.layout.path("matrix", space=args.space, dataset=args.dataset)
+    stages.assemble(
+        plan.results,
+        features,
+        arch_stats,
+        args.space,
+        proxy_dataset,
+        args.dataset,
+        plan.config["train"]["features"],
+        out,
+    )
+    print(out)
+    return 0
+
+
+def _cmd_split(args: argparse.Namespace) -> int:
+    from parzc import stages
+
+    plan = _plan(args)
+    job = _job(args)
+    out = plan.layout.path("split", **job)
+    stages.split(
+        plan.pool(args.space), args.size, args.seed, out, space=args.space, dataset=args.dataset
+    )
+    print(out)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from parzc import stages
+
+    plan = _plan(args)
+    job = _job(args)
+    layout = plan.layout
+    split = layout.path("split", **{k: job[k] for k in ("space", "dataset", "size", "seed")})
+    matrix = layout.path("matrix", space=args.space, dataset=args.dataset)
+    _require(split, matrix)
+    if args.predictor not in plan.predictors():
+        raise ValueError(
+            f"predictor {args.predictor!r} is not in the config (labels: "
+            f"{', '.join(plan.predictors())})"
+        )
+    report = stages.train(
+        matrix,
+        split,
+        args.predictor,
+        plan.predictors()[args.predictor]["model"],
+        plan.predictor_params(args.space, args.predictor),
+        args.seed,
+        layout.path("predictions", **job),
+        layout.path("model", **job),
+        device=plan.config["device"],
+    )
+    print({k: v for k, v in report.items() if k != "loss_history"})
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from parzc import stages
+
+    plan = _plan(args)
+    job = _job(args)
+    predictions = plan.layout.path("predictions", **job)
+    _require(predictions)
+    out = plan.layout.path("metrics", **job)
+    stages.evaluate(predictions, out)
+    with pl.Config(tbl_cols=-1, tbl_width_chars=200):
+        print(pl.read_parquet(out))
+    return 0
+
+
+def _cmd_proxy_correlation(args: argparse.Namespace) -> int:
+    from parzc import stages
+
+    plan = _plan(args)
+    features, arch_stats, proxy_dataset = _target_inputs(plan, args.space, args.dataset)
+    fields = dict(space=args.space, dataset=args.dataset)
+    md = plan.layout.path("proxy_table_md", **fields)
+    stages.proxy_table(
+        plan.results,
+        features,
+        arch_stats,
+        args.space,
+        proxy_dataset,
+        args.dataset,
+        plan.layout.path("proxy_table", **fields),
+        md,
+    )
+    print(Path(md).read_text(), end="")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from parzc import stages
+
+    plan = _plan(args)
+    metrics = plan.metrics_files()
+    _require(*metrics)
+    layout = plan.layout
+    stages.correlation_tables(
+        metrics,
+        plan.predictors(),
+        {s: e["predictor_params"] for s, e in plan.config["spaces"].items()},
+        *(
+            layout.path(k)
+            for k in (
+                "correlation_csv",
+                "correlation_md",
+                "loss_ablation_csv",
+                "loss_ablation_md",
+                "kendall_plot",
+            )
+        ),
+    )
+    print(Path(layout.path("correlation_md")).read_text(), end="")
+    if plan.search_runs():
+        files = plan.search_files()
+        _require(*files)
+        stages.search_report(
+            files, *(layout.path(k) for k in ("search_csv", "search_md", "search_plot"))
+        )
+        print(Path(layout.path("search_md")).read_text(), end="")
+    return 0
+
+
+# -- working with a results folder -------------------------------------------------------------
 
 
 def _cmd_sql(args: argparse.Namespace) -> int:
@@ -26,40 +221,8 @@ def _cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_extract(args: argparse.Namespace) -> int:
-    from parzc.config import load
-    from parzc.extract import ExtractSettings, extract_shard, shard_arch_ids
-    from parzc.pipeline import Plan
-
-    plan = Plan(load(args.config))
-    settings = plan.shard(args.space, args.dataset, args.set, args.start, args.end)
-    ids = shard_arch_ids(args.space, plan.arch_seed(args.space), args.start, args.end)
-    part = (
-        f"space={args.space}/dataset={args.dataset}/set={args.set}/"
-        f"part-{args.start:05d}-{args.end:05d}.parquet"
-    )
-    root = Path(args.results or plan.results)
-    summary = extract_shard(
-        ExtractSettings(**settings),
-        ids,
-        root / "features" / part,
-        root / "arch_stats" / part,
-        plan.config["device"],
-    )
-    print(summary)
-    return 0
-
-
-def _cmd_proxy_correlation(args: argparse.Namespace) -> int:
-    from parzc.report import markdown_table, proxy_correlation_table
-    from parzc.store import Store
-
-    print(markdown_table(proxy_correlation_table(Store(args.results), args.space, args.dataset)))
-    return 0
-
-
 def _cmd_store_check(args: argparse.Namespace) -> int:
-    from parzc.store_check import check_store, quarantine
+    from parzc.store.check import check_store, quarantine
 
     problems = check_store(args.results)
     for problem in problems:
@@ -74,21 +237,34 @@ def _cmd_store_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from parzc.predictors import PREDICTORS
     from parzc.proxies import LAYER_PROXIES, NETWORK_PROXIES
+    from parzc.search.strategies import STRATEGIES
     from parzc.spaces import SPACES, get_space
 
     for name in SPACES:
         print(f"space {name}: datasets {', '.join(get_space(name).datasets)}")
     print("per-layer proxies:", ", ".join(LAYER_PROXIES.names()))
     print("network-level proxies:", ", ".join(NETWORK_PROXIES.names()))
+    print("predictors:", ", ".join(PREDICTORS.names()))
+    print("search strategies:", ", ".join(STRATEGIES.names()))
+    return 0
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    from parzc.config import load
+
+    load(args.config)
+    print(f"{args.config}: valid")
     return 0
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
     import yaml
 
-    from parzc.costs import TrainingRun
-    from parzc.search import search_job
+    from parzc.layout import Layout
+    from parzc.search.costs import TrainingRun
+    from parzc.search.run import search_job
     from parzc.store import Store
 
     params = {}
@@ -97,11 +273,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
         if not sep:
             raise ValueError(f"--param {item!r} is not KEY=VALUE")
         params[key] = yaml.safe_load(value)
-    run = TrainingRun.from_model_path(args.results, args.model) if args.model else None
+    layout = Layout(args.results)
+    run = TrainingRun.from_model_path(layout, args.model) if args.model else None
     result, cost = search_job(
         Store(args.results),
         args.space,
-        args.dataset,
+        args.proxy_dataset or args.dataset,
         args.strategy,
         run=run,
         features=args.features.split(","),
@@ -110,6 +287,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         seed=args.seed,
         pool_size=args.pool,
         params=params,
+        target=args.dataset,
     )
     with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=200):
         print(result.top)
@@ -117,9 +295,40 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stage_parser(sub, name: str, help: str, handler: Handler, *fields: str):
+    p = sub.add_parser(name, help=help)
+    p.add_argument("--config", default="config/config.yaml", help="the pipeline's config")
+    p.add_argument("--results", help="results folder (default: the config's)")
+    kinds = {"size": int, "seed": int, "start": int, "end": int}
+    for field in fields:
+        p.add_argument(f"--{field.replace('_', '-')}", required=True, type=kinds.get(field, str))
+    p.set_defaults(func=handler)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parzc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    job = ("space", "dataset", "predictor", "size", "seed")
+
+    _stage_parser(
+        sub, "extract", "extract one shard of the feature store", _cmd_extract,
+        "space", "dataset", "feature_set", "start", "end",
+    )  # fmt: skip
+    _stage_parser(
+        sub, "assemble", "assemble the training matrix of a (space, target)", _cmd_assemble,
+        "space", "dataset",
+    )  # fmt: skip
+    _stage_parser(
+        sub, "split", "draw one training split", _cmd_split, "space", "dataset", "size", "seed"
+    )
+    _stage_parser(sub, "train", "train one predictor on one split", _cmd_train, *job)
+    _stage_parser(sub, "evaluate", "rank metrics of one predictions file", _cmd_evaluate, *job)
+    _stage_parser(
+        sub, "proxy-correlation", "rank correlation of the aggregate proxies",
+        _cmd_proxy_correlation, "space", "dataset",
+    )  # fmt: skip
+    _stage_parser(sub, "report", "the predictor (and search) tables and plots", _cmd_report)
 
     p = sub.add_parser("sql", help="run a read-only SQL query over the feature store")
     p.add_argument("query", help="one SELECT over the views features, arch_stats, accuracy")
@@ -127,22 +336,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("--max-rows", type=int, default=40, help="rows shown in table format")
     p.set_defaults(func=_cmd_sql)
-
-    p = sub.add_parser("extract", help="extract one shard of the feature store")
-    p.add_argument("--config", default="config/config.yaml")
-    p.add_argument("--space", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--set", required=True, help="feature set name from the config")
-    p.add_argument("--start", type=int, required=True, help="first position of the arch range")
-    p.add_argument("--end", type=int, required=True, help="last position (inclusive)")
-    p.add_argument("--results", help="results folder (default: the config's)")
-    p.set_defaults(func=_cmd_extract)
-
-    p = sub.add_parser("proxy-correlation", help="rank correlation of aggregate proxies")
-    p.add_argument("--space", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--results", default="results")
-    p.set_defaults(func=_cmd_proxy_correlation)
 
     p = sub.add_parser("store", help="check (and repair) the feature store's shards")
     p.add_argument("action", choices=("check", "repair"))
@@ -156,12 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="search a stored pool of archs with a trained predictor")
     p.add_argument("--results", default="results", help="the pipeline's results folder")
     p.add_argument("--space", required=True)
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset", required=True, help="the target dataset")
+    p.add_argument("--proxy-dataset", help="where the proxies were extracted (default: dataset)")
     p.add_argument("--strategy", default="exhaustive", help="exhaustive, evolution, random, ...")
-    p.add_argument(
-        "--model",
-        help="a predictor file <results>/models/<space>/<dataset>/<label>/n<N>_seed<S>.pkl",
-    )
+    p.add_argument("--model", help="a predictor file written by the train stage")
     p.add_argument(
         "--features",
         default="grad_norm,snip,synflow",
@@ -180,8 +371,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_search)
 
-    p = sub.add_parser("list", help="list search spaces, datasets and proxies")
+    p = sub.add_parser("list", help="list search spaces, proxies, predictors and strategies")
     p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("config", help="validate a config (schema, names, predictor parameters)")
+    p.add_argument("action", choices=("check",))
+    p.add_argument("config")
+    p.set_defaults(func=_cmd_config_check)
     return parser
 
 

@@ -32,7 +32,16 @@ def _set_defaults(validator_class):
 
 
 def validate(config: dict[str, Any]) -> dict[str, Any]:
-    """Return a validated copy of `config` with schema defaults filled in and names checked."""
+    """Return a validated copy of `config` with schema defaults filled in, names checked
+    (`check_names`) and predictors checked (`check_predictors`)."""
+    config = validate_schema(config)
+    check_names(config)
+    check_predictors(config)
+    return config
+
+
+def validate_schema(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `config` checked against the schema, with the schema's defaults filled in."""
     config = copy.deepcopy(config)
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     validator = _set_defaults(jsonschema.Draft202012Validator)(schema)
@@ -42,14 +51,16 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         where = "/".join(str(p) for p in err.absolute_path) or "<root>"
         hint = err.schema.get("description") if err.validator in ("oneOf", "anyOf") else None
         raise ConfigError(f"config field {where}: {err.message}" + (f" ({hint})" if hint else ""))
-    check_names(config)
     return config
 
 
 def check_names(config: dict[str, Any]) -> None:
     """Fail on unknown names and inconsistent values the schema cannot express, naming the
-    offending field and value: unknown spaces, datasets, proxies and predictors; a proxy in two
-    feature sets; bad predictor parameters; training splits that do not fit the pool."""
+    offending field and value: unknown spaces, datasets and proxies; a proxy in two feature
+    sets; training splits that do not fit the pool; training features nobody extracts.
+
+    Needs no torch, so that parsing the workflow stays fast; `check_predictors` does the rest.
+    """
     from parzc.proxies import validate_proxy_names
     from parzc.spaces import get_space
 
@@ -85,7 +96,9 @@ def check_names(config: dict[str, Any]) -> None:
             try:
                 space.dataset(proxy_dataset)
             except ValueError as exc:
-                raise ConfigError(f"config field spaces/{space_name}/proxy_dataset: {exc}") from None
+                raise ConfigError(
+                    f"config field spaces/{space_name}/proxy_dataset: {exc}"
+                ) from None
         count = entry["archs"]["count"]
         networks = len(space.networks())
         if count is not None and count > networks:
@@ -94,12 +107,12 @@ def check_names(config: dict[str, Any]) -> None:
                 f"{networks} distinct networks of {space_name}"
             )
         _check_train_sizes(space_name, entry, count if count is not None else networks)
-    _check_training(config)
+    _check_training_features(config)
 
 
 def _check_train_sizes(space_name: str, entry: dict[str, Any], pool: int) -> None:
     """Each training split leaves >= 1 arch of the pool to evaluate on; no two are equal."""
-    from parzc.splits import resolve_size
+    from parzc.training.splits import resolve_size
 
     sizes = entry.get("train_sizes", [])
     if not sizes:
@@ -118,10 +131,9 @@ def _check_train_sizes(space_name: str, entry: dict[str, Any], pool: int) -> Non
         seen[n] = size
 
 
-def _check_training(config: dict[str, Any]) -> None:
-    """Predictor models and parameters (with every space's overrides) and training features."""
+def check_predictors(config: dict[str, Any]) -> None:
+    """Predictor models and their parameters, with every space's overrides (imports torch)."""
     from parzc.predictors import PREDICTORS, create_predictor
-    from parzc.proxies import LAYER_PROXIES
 
     train = config["train"]
     predictors = train["predictors"]
@@ -151,6 +163,14 @@ def _check_training(config: dict[str, Any]) -> None:
                 create_predictor(spec["model"], **params)
             except Exception as exc:  # the predictor's own validation names the parameter
                 raise ConfigError(f"config field {where}: {exc}") from None
+
+
+def _check_training_features(config: dict[str, Any]) -> None:
+    """Every training feature is a known layer proxy that some feature set extracts."""
+    from parzc.proxies import LAYER_PROXIES
+
+    train = config["train"]
+    predictors = train["predictors"]
     if not predictors or not any(e["train_sizes"] for e in config["spaces"].values()):
         return
     extracted = {p for proxies in config["feature_sets"].values() for p in proxies.get("layer", [])}

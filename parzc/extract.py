@@ -7,8 +7,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from functools import cache
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,53 +15,16 @@ import pyarrow as pa
 import torch
 
 import parzc
-from parzc.config import config_hash
-from parzc.data import load_batch
 from parzc.device import resolve_device
 from parzc.io import write_parquet
-from parzc.proxies import compute_proxies, validate_proxy_names
+from parzc.proxies import validate_proxy_names
+from parzc.proxies.batch import load_batch
+from parzc.proxies.compute import compute_proxies
+from parzc.sharding import ExtractSettings
 from parzc.spaces import get_space
+from parzc.store.schema import ARCH_STATS_SCHEMA, FEATURE_SCHEMA
 
 log = logging.getLogger(__name__)
-
-FEATURE_SCHEMA = pa.schema(
-    [
-        ("arch_id", pa.int32()),
-        ("layer", pa.int16()),
-        ("layer_name", pa.dictionary(pa.int32(), pa.string())),
-        ("layer_type", pa.dictionary(pa.int8(), pa.string())),
-        ("proxy", pa.dictionary(pa.int8(), pa.string())),
-        ("value", pa.float64()),
-        ("nan_reason", pa.string()),
-    ]
-)
-ARCH_STATS_SCHEMA = pa.schema(
-    [
-        ("arch_id", pa.int32()),
-        ("proxy", pa.dictionary(pa.int8(), pa.string())),
-        ("value", pa.float64()),
-        ("extract_ms", pa.float64()),
-        ("nan_reason", pa.string()),
-    ]
-)
-
-
-@dataclass(frozen=True)
-class ExtractSettings:
-    """Everything that determines a shard's values (hashed into its metadata)."""
-
-    space: str
-    dataset: str
-    feature_set: str
-    layer_proxies: tuple[str, ...]
-    network_proxies: tuple[str, ...]
-    batch_size: int = 16
-    batch_seed: int = 0
-    init_seed: int = 0
-    arch_seed: int | None = 0  # the permutation that chose the shards' networks
-
-    def digest(self) -> str:
-        return config_hash(asdict(self))
 
 
 @dataclass
@@ -71,34 +33,6 @@ class ShardSummary:
     seconds: float
     nan_values: int
     nan_reasons: dict[str, int] = field(default_factory=dict)
-
-
-@cache
-def arch_order(space: str, seed: int | None) -> np.ndarray:
-    """The arch_ids of `space`'s canonical networks, permuted with `seed` (None keeps arch_id
-    order); read-only. Only canonical networks are extracted: equivalent encodings read theirs.
-
-    Cached: the DAG, the shard jobs and the store checks ask for the same orders many times.
-    """
-    ids = get_space(space).networks()
-    order = ids.copy() if seed is None else np.random.default_rng(seed).permutation(ids)
-    order.flags.writeable = False
-    return order
-
-
-def shard_ranges(total: int, shard_size: int) -> list[tuple[int, int]]:
-    """Inclusive (start, end) positions covering `total` archs in shards of `shard_size`."""
-    return [(s, min(s + shard_size, total) - 1) for s in range(0, total, shard_size)]
-
-
-def shard_arch_ids(space: str, seed: int | None, start: int, end: int) -> np.ndarray:
-    order = arch_order(space, seed)
-    if not 0 <= start <= end < len(order):
-        raise ValueError(
-            f"arch range {start}-{end} is out of bounds for {space} "
-            f"({len(order)} architectures: 0-{len(order) - 1})"
-        )
-    return order[start : end + 1]
 
 
 def _init_seed(init_seed: int, arch_id: int) -> int:

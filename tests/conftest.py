@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from parzc.extract import ExtractSettings, extract_shard, shard_arch_ids
+from parzc.extract import extract_shard
+from parzc.layout import Layout
+from parzc.sharding import ExtractSettings, shard_arch_ids
 
 LAYER = ("grad_norm", "snip", "synflow", "params")
 NETWORK = ("nwot", "params")
@@ -16,9 +18,14 @@ SHARDS = ((0, 3), (4, 7))
 
 
 def shard_part(
-    start: int, end: int, space: str = "nb201", dataset: str = "cifar10", fset: str = "mini"
+    start: int,
+    end: int,
+    space: str = "nb201",
+    dataset: str = "cifar10",
+    feature_set: str = "mini",
 ) -> str:
-    return f"space={space}/dataset={dataset}/set={fset}/part-{start:05d}-{end:05d}.parquet"
+    fields = dict(space=space, dataset=dataset, feature_set=feature_set, start=start, end=end)
+    return Layout().path("features", **fields).removeprefix("results/features/")
 
 
 def mini_settings(**overrides) -> ExtractSettings:

@@ -31,7 +31,7 @@ from parzc.config import ConfigError, validate
 from parzc.spaces import get_space
 from parzc.spaces.base import InvalidArchError
 from parzc.store import Store, StoreError
-from parzc.store_check import check_store
+from parzc.store.check import check_store
 
 REPO = Path(__file__).resolve().parent.parent
 CHEAP = dict(feature_set="mini", layer_proxies=("params", "l2_norm"), network_proxies=("params",))
@@ -226,11 +226,11 @@ def cli_config(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def extract_args(config: Path, **overrides: str) -> list[str]:
-    args = {"space": "nb201", "dataset": "cifar10", "set": "mini", "start": "0", "end": "5"}
+    args = {"space": "nb201", "dataset": "cifar10", "feature_set": "mini", "start": "0", "end": "5"}
     args.update(overrides)
     out = ["extract", "--config", str(config)]
     for key, value in args.items():
-        out += [f"--{key}", value]
+        out += [f"--{key.replace('_', '-')}", value]
     return out
 
 
@@ -241,7 +241,7 @@ CLI_CASES = [
     ("negative start", lambda c: extract_args(c, start="-3"), r"-3-5 is not one of"),
     ("unknown --space", lambda c: extract_args(c, space="nb999"), r"nb999"),
     ("space not in config", lambda c: extract_args(c, space="nb101"), r"nb101"),
-    ("unknown --set", lambda c: extract_args(c, set="bogus"), r"bogus"),
+    ("unknown --feature-set", lambda c: extract_args(c, feature_set="bogus"), r"bogus"),
     ("unknown --dataset", lambda c: extract_args(c, dataset="mnist"), r"'mnist' is not extracted"),
     ("non-integer --start", lambda c: extract_args(c, start="x"), r"--start: invalid int .*'x'"),
     (
@@ -262,7 +262,7 @@ CLI_CASES = [
     ),
 ]
 # real `python -m parzc.cli` processes (~6 s CPU each); the other cases call parzc.cli.main
-SUBPROCESS = {"end beyond the space", "unknown --set"}
+SUBPROCESS = {"end beyond the space", "unknown --feature-set"}
 
 
 @pytest.fixture(scope="module")
@@ -470,7 +470,7 @@ STORE_CASES = [
     (
         "stray file outside the layout",
         put("features/stray.parquet", b"PAR1"),
-        r"does not follow space=/dataset=/set=/part-A-B",
+        r"does not follow space=/dataset=/feature_set=/part-A-B",
         False,
     ),
     (

@@ -13,7 +13,8 @@ import torch
 from conftest import ARCH_SEED, mini_settings
 
 from parzc.device import DEVICE_CHOICES, limit_threads, resolve_device
-from parzc.extract import extract_shard, shard_arch_ids
+from parzc.extract import extract_shard
+from parzc.sharding import shard_arch_ids
 
 HAS_CUDA = torch.cuda.is_available()
 needs_gpu = pytest.mark.skipif(

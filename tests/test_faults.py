@@ -28,13 +28,14 @@ from conftest import ARCH_SEED, extract_into, mini_settings, shard_part
 from torch import nn
 
 import parzc
-from parzc.extract import arch_order, extract_shard, shard_arch_ids
-from parzc.metrics import rank_metrics
+from parzc.evaluation.metrics import rank_metrics
+from parzc.extract import extract_shard
 from parzc.predictors import TrainingDiverged
+from parzc.sharding import arch_order, shard_arch_ids
 from parzc.spaces import SPACES
 from parzc.spaces.base import ACCURACY_COLUMNS, DatasetInfo, SearchSpace
 from parzc.store import Store, StoreError
-from parzc.store_check import check_store, quarantine
+from parzc.store.check import check_store, quarantine
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -409,7 +410,7 @@ def test_assemble_counts_are_exact(cheap_store):
         store.assemble("nb201", "cifar10", ["params"], arch_ids=[*pool, pool[3]])
     # against the config: its pool is exactly what was stored; a larger count is caught
     from parzc.config import validate
-    from parzc.pipeline import Plan
+    from parzc.dag import Plan
 
     config = {
         "shard_size": 4,
@@ -432,9 +433,9 @@ def test_assemble_counts_are_exact(cheap_store):
 def test_training_is_deterministic_and_outputs_record_seeds_and_versions(mini_store, tmp_path):
     """mabn, 2 epochs, same seed, twice: identical losses, scores and metrics. Shards, the split
     and the predictions record seeds and versions in their Parquet metadata."""
-    from parzc.experiment import train_and_predict
     from parzc.io import read_metadata
-    from parzc.splits import make_split, save_split
+    from parzc.training.run import train_and_predict
+    from parzc.training.splits import make_split, save_split
 
     store = Store(mini_store)
     pool = store.sql("SELECT DISTINCT arch_id FROM features")["arch_id"].to_list()
@@ -506,7 +507,7 @@ def test_all_none_cell_extracts_to_zeros_or_nan_with_reason(tmp_path):
     )
     root = tmp_path / "results"
     position = arch_order("nb201", None).tolist().index(arch_id)  # in the networks' order
-    rel = shard_part(position, position, fset="all")
+    rel = shard_part(position, position, feature_set="all")
     summary = extract_shard(settings, [arch_id], root / "features" / rel, root / "arch_stats" / rel)
     assert summary.archs == 1
     feats = pl.from_arrow(assert_nan_has_reason(root / "features" / rel))
@@ -581,7 +582,7 @@ def test_synflow_overflow_is_stored_as_nan_with_reason(overflow_space, tmp_path)
         network_proxies=("params",),
     )
     root = tmp_path / "results"
-    rel = shard_part(0, 1, space="overflow", fset="num")
+    rel = shard_part(0, 1, space="overflow", feature_set="num")
     summary = extract_shard(settings, [0, 1], root / "features" / rel, root / "arch_stats" / rel)
     assert summary.nan_reasons == {"layer:synflow": 1} and summary.nan_values == 40
     feats = pl.from_arrow(assert_nan_has_reason(root / "features" / rel))
@@ -603,8 +604,8 @@ def test_synflow_overflow_is_stored_as_nan_with_reason(overflow_space, tmp_path)
 def test_nan_loss_stops_training_cleanly_and_writes_nothing(cheap_store, tmp_path):
     """A learning rate of 1e30 makes the loss NaN: train_and_predict raises TrainingDiverged
     naming the epoch, and neither a predictions nor a model file exists afterwards."""
-    from parzc.experiment import train_and_predict
-    from parzc.splits import make_split, save_split
+    from parzc.training.run import train_and_predict
+    from parzc.training.splits import make_split, save_split
 
     store = Store(cheap_store)
     pool = store.sql("SELECT DISTINCT arch_id FROM features")["arch_id"].to_list()
@@ -693,7 +694,7 @@ def run_cli_extract(config: Path, start: int, end: int) -> int:
     try:
         return main(
             ["extract", "--config", str(config), "--space", "nb201", "--dataset", "cifar10"]
-            + ["--set", "cheap", "--start", str(start), "--end", str(end)]
+            + ["--feature-set", "cheap", "--start", str(start), "--end", str(end)]
         )
     finally:
         root.handlers[:] = handlers

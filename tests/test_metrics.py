@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from parzc.metrics import rank_metrics
+from parzc.evaluation.metrics import rank_metrics
 
 KEYS = {
     "kendall",

@@ -5,18 +5,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from parzc.features import FeatureMatrix
-from parzc.metrics import rank_metrics
+from parzc.evaluation.metrics import rank_metrics
 from parzc.predictors import (
     NotFittedError,
     Predictor,
     TrainingDiverged,
     create_predictor,
 )
-from parzc.predictors.baselines import GBDTPredictor, dagger_weights
 from parzc.predictors.mabn import MABN, BayesianLinear, MABNPredictor
-from parzc.predictors.train import train_torch_model
+from parzc.predictors.torch_base import train_torch_model
+from parzc.predictors.training_free import dagger_weights
+from parzc.predictors.trees import GBDTPredictor
 from parzc.registry import UnknownNameError
+from parzc.store.matrix import FeatureMatrix
 
 PROXIES = ["synflow", "snip", "grad_norm"]
 N_LAYERS = 12
@@ -306,7 +307,7 @@ def test_create_predictor_errors():
 
 
 def test_single_proxy_ranks_failed_archs_last():
-    from parzc.predictors.baselines import rank_failures_last
+    from parzc.predictors.training_free import rank_failures_last
 
     scores = rank_failures_last(np.array([2.0, np.nan, -1.0, np.inf]))
     np.testing.assert_array_equal(scores, [2.0, -2.0, -1.0, -2.0])

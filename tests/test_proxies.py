@@ -7,12 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from parzc.proxies import (
-    LAYER_PROXIES,
-    NETWORK_PROXIES,
-    compute_proxies,
-    validate_proxy_names,
-)
+from parzc.proxies import LAYER_PROXIES, NETWORK_PROXIES, validate_proxy_names
+from parzc.proxies.compute import compute_proxies
 from parzc.registry import UnknownNameError
 
 ALL_LAYER = LAYER_PROXIES.names()

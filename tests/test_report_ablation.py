@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from parzc import report
 from parzc.config import load
-from parzc.report import SUMMARY_METRICS
+from parzc.reports import predictors as report
+from parzc.reports.predictors import SUMMARY_METRICS
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = (0, 1)
@@ -28,8 +28,9 @@ def metrics_frame(
     train_size: int = 50,
     overrides: dict[str, dict[str, Any]] | None = None,
 ) -> pl.DataFrame:
-    """Metrics rows as parzc.evaluate writes them (KEYS, subset, n_eval, rank metrics), one run
-    per (label, seed) and both subsets; each label's Kendall values are its own (label order)."""
+    """Metrics rows as parzc.evaluation.predictions writes them (KEYS, subset, n_eval, rank
+    metrics), one run per (label, seed) and both subsets; each label's Kendall values are its
+    own (label order)."""
     rows = []
     for i, (label, spec) in enumerate(predictors.items()):
         params = {**spec.get("params", {}), **(overrides or {}).get(label, {})}
@@ -42,7 +43,7 @@ def metrics_frame(
                         "dataset": dataset,
                         "predictor": label,
                         "model": spec["model"],
-                        "loss": str(params.get("loss", "-")),  # as parzc.experiment stores it
+                        "loss": str(params.get("loss", "-")),  # as parzc.training.run stores it
                         "train_size": train_size,
                         "seed": seed,
                         "subset": subset,

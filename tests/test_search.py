@@ -14,28 +14,19 @@ from snakemake.benchmark import benchmarked, write_benchmark_records
 
 from parzc.cli import main
 from parzc.config import load
-from parzc.costs import TrainingRun, load_training, read_benchmark, search_cost
-from parzc.experiment import train_and_predict
-from parzc.features import FeatureMatrix
-from parzc.pipeline import Plan
+from parzc.dag import Plan
+from parzc.layout import Layout
 from parzc.predictors import Predictor, create_predictor
-from parzc.search import (
-    STRATEGIES,
-    SearchPool,
-    load_pool,
-    nearest_neighbour,
-    plot_search,
-    run_search,
-    save_search,
-    search_job,
-    search_markdown,
-    search_table,
-    summary_rows,
-)
+from parzc.reports.search import plot_search, search_markdown, search_table, summary_rows
+from parzc.search.costs import TrainingRun, load_training, read_benchmark, search_cost
+from parzc.search.run import load_pool, run_search, save_search, search_job
+from parzc.search.strategies import STRATEGIES, SearchPool, nearest_neighbour
 from parzc.spaces import get_space
 from parzc.spaces.nb201 import OPS, parse_arch
-from parzc.splits import make_split, save_split
 from parzc.store import Store
+from parzc.store.matrix import FeatureMatrix
+from parzc.training.run import train_and_predict
+from parzc.training.splits import make_split, save_split
 
 FEATURES = ["grad_norm", "snip", "synflow"]
 TINY_MABN = dict(
@@ -59,7 +50,7 @@ def results(mini_store, tmp_path_factory):
     for table in ("features", "arch_stats"):
         shutil.copytree(mini_store / table, root / table)
     store = Store(root)
-    run = TrainingRun.locate(root, "nb201", "cifar10", "mabn", 4, 0)
+    run = TrainingRun.locate(Layout(root), "nb201", "cifar10", "mabn", 4, 0)
     pool_ids = store.sql("SELECT DISTINCT arch_id FROM arch_stats")["arch_id"].to_list()
     save_split(make_split(pool_ids, 4, 0), run.split)
     with benchmarked() as record:
@@ -326,7 +317,7 @@ def test_plan_lists_searches_of_the_test_config():
         ("random", None, None),
         ("best_proxy", None, None),
     }
-    assert plan.search_path(runs[0]).startswith("results/test/search/nb201/cifar10/")
+    assert plan.search_path(runs[0]).startswith("results/test/search/space=nb201/dataset=cifar10/")
     assert set(plan.strategy_pattern(True).split("|")) == {"exhaustive", "evolution"}
     assert set(STRATEGIES) == {"exhaustive", "evolution", "random", "best_proxy"}
     config = load("config/test.yaml")

@@ -291,7 +291,10 @@ def test_results_equal_local_run(runs):
     assert assert_same_tables(slurm, local, "metrics") == 1
     assert_same_tables(slurm, local, "predictions")
     assert_same_tables(slurm, local, "splits")
-    for csv in ("tables/correlation.csv", "tables/proxy_correlation/nb201_cifar10.csv"):
+    for csv in (
+        "tables/correlation.csv",
+        "tables/proxy_correlation/space=nb201/dataset=cifar10/proxies.csv",
+    ):
         assert (slurm / csv).read_text() == (local / csv).read_text(), csv
 
 

@@ -17,9 +17,10 @@ import pytest
 import torch
 from conftest import mini_settings, shard_part
 
-from parzc.extract import arch_order, extract_shard, shard_arch_ids, shard_ranges
+from parzc.extract import extract_shard
+from parzc.sharding import arch_order, shard_arch_ids, shard_ranges
 from parzc.store import Store
-from parzc.store_check import check_store
+from parzc.store.check import check_store
 
 SEED = 0
 MARGIN_MB = 64  # allowed growth of peak RSS between shard 5 and shard 30 (and the last shard)
@@ -56,7 +57,7 @@ def test_soak_extract_and_assemble_all_nb201(tmp_path):
     started = time.perf_counter()
     try:
         for number, (start, end) in enumerate(ranges, start=1):
-            rel = shard_part(start, end, fset="soak")
+            rel = shard_part(start, end, feature_set="soak")
             ids = shard_arch_ids("nb201", SEED, start, end)
             extract_shard(settings, ids, root / "features" / rel, root / "arch_stats" / rel, "cpu")
             samples.append((number, end + 1, time.perf_counter() - started, *memory_mb()))

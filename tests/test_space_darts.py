@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from parzc.spaces.base import ACCURACY_COLUMNS, InvalidArchError
-from parzc.spaces.darts import NB301, NetworkCIFAR, parse_arch, parse_genotype, read_nds_json
+from parzc.spaces.darts import NB301, parse_arch, parse_genotype, read_nds_json
+from parzc.spaces.nets.darts import NetworkCIFAR
 
 # DARTS (second order) cell from quark0/darts cnn/genotypes.py
 DARTS_V2 = {

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from parzc.spaces.base import ACCURACY_COLUMNS, InvalidArchError
-from parzc.spaces.nb101 import NB101, Cell, NB101Network, parse_arch, vertex_channels
+from parzc.spaces.nb101 import NB101, parse_arch, vertex_channels
+from parzc.spaces.nets.nb101 import Cell, NB101Network
 
 IN, OUT = "input", "output"
 C1, C3, MP = "conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3"

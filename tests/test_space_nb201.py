@@ -6,8 +6,9 @@ import pytest
 import torch
 from conftest import mini_settings, shard_part
 
-from parzc.data import resource
-from parzc.extract import arch_order, extract_shard
+from parzc.extract import extract_shard
+from parzc.resources import resource
+from parzc.sharding import arch_order
 from parzc.spaces import InvalidArchError, get_space
 from parzc.spaces.nb201 import canonical_arch, parse_arch
 from parzc.store import Store
@@ -127,7 +128,7 @@ def test_accuracy_table_covers_every_arch_and_dataset():
 
 @pytest.mark.parametrize("shape", [(2, 4, 8, 8), (3, 2, 5, 7), (1, 1, 1, 1)])
 def test_box_filter_pool_matches_avg_pool_without_padding_counts(shape):
-    from parzc.spaces.nb201 import AvgPool3x3
+    from parzc.spaces.nets.nb201 import AvgPool3x3
 
     x = torch.randn(*shape, dtype=torch.float64)
     reference = torch.nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)

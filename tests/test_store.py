@@ -14,7 +14,7 @@ import torch
 from conftest import ARCH_SEED, LAYER, NETWORK, SHARDS, extract_into, mini_settings, shard_part
 
 import parzc
-from parzc.extract import shard_arch_ids
+from parzc.sharding import shard_arch_ids
 from parzc.store import Store, StoreError, scale_within_arch
 
 

@@ -13,7 +13,7 @@ import yaml
 from conftest import LAYER, NETWORK, SHARDS
 
 from parzc.config import load
-from parzc.pipeline import Plan
+from parzc.dag import Plan
 from parzc.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,7 +47,7 @@ def planned_extractions(config: Path) -> list[tuple[str, str]]:
         check=True,
     ).stdout
     return re.findall(
-        r"wildcards: space=nb201, dataset=cifar10, fset=(\w+), start=(\d+), "
+        r"wildcards: space=nb201, dataset=cifar10, feature_set=(\w+), start=(\d+), "
         r"end=\d+",
         out,
     )
@@ -105,8 +105,8 @@ def test_end_to_end_outputs(tiny_run):
     for table_name in ("features", "arch_stats"):
         assert len(list((tiny_run / table_name).rglob("*.parquet"))) == 2
     # every rule left a log and a benchmark
-    assert list((tiny_run / "benchmarks/extract").rglob("*.tsv"))
-    assert list((tiny_run / "logs/train").rglob("*.log"))
+    assert list((tiny_run / "benchmarks/features").rglob("*.tsv"))
+    assert list((tiny_run / "logs/predictions").rglob("*.log"))
 
 
 def test_predictions_recompute_the_tables_with_sql(tiny_run):

@@ -1,6 +1,10 @@
-"""Score predictors: a registry of learned and training-free models (see `base`)."""
+"""Score predictors: a registry of learned and training-free models (see `base`).
 
-from parzc.predictors import baselines, mabn
+Modules: `mabn` (ParZC's MABN), `mlp`, `trees` (gradient-boosted trees), `training_free` (one
+proxy, ParZC-dagger); `torch_base` holds the torch predictors' base class and training loop.
+"""
+
+from parzc.predictors import mabn, mlp, training_free, trees
 from parzc.predictors.base import (
     PREDICTORS,
     NotFittedError,
@@ -16,8 +20,10 @@ __all__ = [
     "NotFittedError",
     "Predictor",
     "TrainingDiverged",
-    "baselines",
     "create_predictor",
     "mabn",
     "make_loss",
+    "mlp",
+    "training_free",
+    "trees",
 ]

@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from parzc.features import FeatureMatrix
 from parzc.io import write_atomic
 from parzc.registry import Registry
+from parzc.store.matrix import FeatureMatrix
 
 PREDICTORS: Registry[type[Predictor]] = Registry("predictor")
 

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from parzc.features import FeatureMatrix
 from parzc.predictors.base import PREDICTORS
-from parzc.predictors.train import TorchPredictor, seeded
+from parzc.predictors.torch_base import TorchPredictor, seeded
+from parzc.store.matrix import FeatureMatrix
 
 
 class BayesianLinear(nn.Module):

@@ -1,8 +1,11 @@
-"""Parameter and multiply-accumulate counts."""
+"""Parameter counts (duck-typed: any module with `weight` / `parameters()`)."""
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def layer_params(module: nn.Module) -> int:
@@ -14,12 +17,3 @@ def layer_params(module: nn.Module) -> int:
 def model_params(model: nn.Module) -> int:
     """All parameters of the model (BN/LayerNorm included; shared parameters once)."""
     return sum(p.numel() for p in model.parameters())
-
-
-def layer_macs(module: nn.Module, output: Tensor, batch: int) -> int:
-    """Multiply-accumulates of one call per example (bias ignored), from the output shape."""
-    per_output = output.numel() // batch
-    if isinstance(module, nn.Conv2d):
-        kh, kw = module.kernel_size
-        return per_output * (module.in_channels // module.groups) * kh * kw
-    return per_output * module.in_features

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from parzc.proxies.counting import layer_params
-from parzc.proxies.passes import PassData, ProxyFault
+from parzc.proxies.faults import ProxyFault
 from parzc.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from parzc.proxies.passes import PassData
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ def layer_proxy(name: str, *needs: str, weight_mean: bool = False) -> Callable:
 
 def per_layer(fn: Callable[..., Tensor], *tensor_lists: list[Tensor]) -> np.ndarray:
     """Apply fn to the float64 tensors of each layer; one host transfer for all layers."""
+    import torch
+
     values = [fn(*(t.double() for t in ts)) for ts in zip(*tensor_lists, strict=True)]
     return torch.stack(values).cpu().numpy() if values else np.zeros(0)
 
@@ -49,7 +55,7 @@ def grad_norm(d: PassData) -> np.ndarray:
 
     Abdelfattah et al., "Zero-Cost Proxies for Lightweight NAS", ICLR 2021.
     """
-    return per_layer(torch.linalg.vector_norm, d.grads)
+    return per_layer(lambda g: g.norm(), d.grads)
 
 
 @layer_proxy("snip", "grad", weight_mean=True)
@@ -101,7 +107,7 @@ def synflow(d: PassData) -> np.ndarray:
 @layer_proxy("l2_norm")
 def l2_norm(d: PassData) -> np.ndarray:
     """||W||_2 (Frobenius norm of the weight). Abdelfattah et al., ICLR 2021 (NASLib)."""
-    return per_layer(torch.linalg.vector_norm, d.weights)
+    return per_layer(lambda w: w.norm(), d.weights)
 
 
 @layer_proxy("params")

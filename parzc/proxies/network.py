@@ -5,14 +5,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from parzc.proxies.counting import model_params
-from parzc.proxies.passes import ZEN_EPS, PassData, ProxyFault
+from parzc.proxies.faults import ProxyFault
 from parzc.registry import Registry
 
+if TYPE_CHECKING:
+    from parzc.proxies.passes import PassData
+
 CORR_K = 1e-5  # the offset k of jacov and epe_nas
+ZEN_EPS = 1e-6  # added inside Zen-NAS logarithms
 
 
 @dataclass(frozen=True)

@@ -31,18 +31,13 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
-from parzc.proxies.counting import layer_macs
+from parzc.proxies.network import ZEN_EPS
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
 # Activations whose output is > 0 exactly where their input is > 0: their codes are NASWOT's.
 CODE_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU)
 ZEN_ALPHA = 0.01  # Zen-NAS perturbation scale
-ZEN_EPS = 1e-6  # added inside Zen-NAS logarithms
 RESOURCE_ERRORS = (torch.OutOfMemoryError, MemoryError)  # re-raised, never turned into NaN
-
-
-class ProxyFault(ArithmeticError):
-    """A numerical fault that leaves a proxy undefined; the message becomes its NaN reason."""
 
 
 @dataclass
@@ -71,6 +66,15 @@ class PassData:
     @property
     def weights(self) -> list[Tensor]:
         return [m.weight.detach() for _, m in self.layers]
+
+
+def layer_macs(module: nn.Module, output: Tensor, batch: int) -> int:
+    """Multiply-accumulates of one call per example (bias ignored), from the output shape."""
+    per_output = output.numel() // batch
+    if isinstance(module, nn.Conv2d):
+        kh, kw = module.kernel_size
+        return per_output * (module.in_channels // module.groups) * kh * kw
+    return per_output * module.in_features
 
 
 def find_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

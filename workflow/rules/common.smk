@@ -1,28 +1,23 @@
 from snakemake.utils import validate
 
-from parzc import pipeline
+from parzc import config as parzc_config
+from parzc.dag import Plan
+from parzc.layout import wildcard_constraints as fixed_forms
 
 validate(config, schema="../schemas/config.schema.yaml")
-pipeline.check_names(config)
-RESULTS = config["results"]
+parzc_config.check_names(config)  # no torch: parsing stays fast
+PLAN = Plan(config)
+LAYOUT = PLAN.layout
+
+
+onstart:
+    # predictor models and parameters (imports torch): before any job runs, not on a dry run
+    parzc_config.check_predictors(config)
 
 
 wildcard_constraints:
+    **fixed_forms(),
     space=r"[a-z0-9]+",
     dataset=r"[a-z0-9-]+",
-    fset=r"[a-z0-9_]+",
+    feature_set=r"[a-z0-9_]+",
     predictor=r"[a-z0-9_]+",
-
-
-PLAN = pipeline.Plan(config)
-
-
-def all_targets():
-    return (
-        PLAN.feature_shards()
-        + PLAN.arch_stat_shards()
-        + PLAN.proxy_tables()
-        + PLAN.tables()
-        + PLAN.scatter_plots()
-        + PLAN.search_reports()
-    )

@@ -1,14 +1,11 @@
 rule extract_shard:
     output:
-        features=f"{RESULTS}/features/space={{space}}/dataset={{dataset}}/set={{fset}}/part-{{start}}-{{end}}.parquet",
-        arch_stats=f"{RESULTS}/arch_stats/space={{space}}/dataset={{dataset}}/set={{fset}}/part-{{start}}-{{end}}.parquet",
+        features=LAYOUT.pattern("features"),
+        arch_stats=LAYOUT.pattern("arch_stats"),
     log:
-        f"{RESULTS}/logs/extract/{{space}}/{{dataset}}/{{fset}}/part-{{start}}-{{end}}.log",
+        LAYOUT.log("features"),
     benchmark:
-        f"{RESULTS}/benchmarks/extract/{{space}}/{{dataset}}/{{fset}}/part-{{start}}-{{end}}.tsv"
-    wildcard_constraints:
-        start=r"\d{5}",
-        end=r"\d{5}",
+        LAYOUT.benchmark("features")
     conda:
         "../envs/parzc.yaml"
     threads: 1
@@ -16,7 +13,9 @@ rule extract_shard:
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
     params:
-        settings=lambda wc: PLAN.extract_settings(wc.space, wc.dataset, wc.fset),
+        settings=lambda wc: vars(
+            PLAN.extract_settings(wc.space, wc.dataset, wc.feature_set)
+        ),
         device=config["device"],
     script:
         "../scripts/extract_shard.py"

@@ -3,20 +3,25 @@ rule proxy_correlation:
         features=lambda wc: PLAN.target_shards("features", wc.space, wc.dataset),
         arch_stats=lambda wc: PLAN.target_shards("arch_stats", wc.space, wc.dataset),
     output:
-        csv=f"{RESULTS}/tables/proxy_correlation/{{space}}_{{dataset}}.csv",
+        csv=LAYOUT.pattern("proxy_table"),
         md=report(
-            f"{RESULTS}/tables/proxy_correlation/{{space}}_{{dataset}}.md",
+            LAYOUT.pattern("proxy_table_md"),
             category="Zero-cost proxies",
             caption="../report/proxy_correlation.rst",
         ),
-    params:
-        proxy_dataset=lambda wc: PLAN.proxy_dataset(wc.space, wc.dataset),
     log:
-        f"{RESULTS}/logs/proxy_correlation/{{space}}_{{dataset}}.log",
+        LAYOUT.log("proxy_table"),
     benchmark:
-        f"{RESULTS}/benchmarks/proxy_correlation/{{space}}_{{dataset}}.tsv"
+        LAYOUT.benchmark("proxy_table")
     conda:
         "../envs/parzc.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=lambda wc, attempt: 10 * attempt,
+    params:
+        results=PLAN.results,
+        proxy_dataset=lambda wc: PLAN.proxy_dataset(wc.space, wc.dataset),
     script:
         "../scripts/proxy_correlation.py"
 
@@ -25,29 +30,33 @@ rule correlation_tables:
     input:
         PLAN.metrics_files(),
     output:
-        csv=f"{RESULTS}/tables/correlation.csv",
+        csv=LAYOUT.pattern("correlation_csv"),
         md=report(
-            f"{RESULTS}/tables/correlation.md",
+            LAYOUT.pattern("correlation_md"),
             category="Predictors",
             caption="../report/correlation.rst",
         ),
-        ablation_csv=f"{RESULTS}/tables/loss_ablation.csv",
+        ablation_csv=LAYOUT.pattern("loss_ablation_csv"),
         ablation_md=report(
-            f"{RESULTS}/tables/loss_ablation.md",
+            LAYOUT.pattern("loss_ablation_md"),
             category="Predictors",
             caption="../report/loss_ablation.rst",
         ),
         plot=report(
-            f"{RESULTS}/plots/kendall_vs_train_size.png",
+            LAYOUT.pattern("kendall_plot"),
             category="Predictors",
             caption="../report/kendall_vs_size.rst",
         ),
     log:
-        f"{RESULTS}/logs/report/correlation_tables.log",
+        LAYOUT.log("correlation_csv"),
     benchmark:
-        f"{RESULTS}/benchmarks/report/correlation_tables.tsv"
+        LAYOUT.benchmark("correlation_csv")
     conda:
         "../envs/parzc.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=lambda wc, attempt: 10 * attempt,
     params:
         # the loss ablation compares labels whose (space-overridden) params differ only by loss
         predictors=PLAN.predictors(),
@@ -58,19 +67,23 @@ rule correlation_tables:
 
 rule scatter_plot:
     input:
-        f"{RESULTS}/predictions/space={{space}}/dataset={{dataset}}/predictor={{predictor}}/n{{size}}_seed{{seed}}.parquet",
+        rules.train_predictor.output.predictions,
     output:
         report(
-            f"{RESULTS}/plots/scatter/{{space}}/{{dataset}}/{{predictor}}_n{{size}}_seed{{seed}}.png",
+            LAYOUT.pattern("scatter"),
             category="Predictors",
             subcategory="Scatter",
             caption="../report/scatter.rst",
         ),
     log:
-        f"{RESULTS}/logs/report/scatter/{{space}}/{{dataset}}/{{predictor}}_n{{size}}_seed{{seed}}.log",
+        LAYOUT.log("scatter"),
     benchmark:
-        f"{RESULTS}/benchmarks/report/scatter/{{space}}/{{dataset}}/{{predictor}}_n{{size}}_seed{{seed}}.tsv"
+        LAYOUT.benchmark("scatter")
     conda:
         "../envs/parzc.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 1000 * attempt,
+        runtime=lambda wc, attempt: 5 * attempt,
     script:
         "../scripts/scatter_plot.py"

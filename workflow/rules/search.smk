@@ -8,15 +8,13 @@ rule search:
         features=lambda wc: PLAN.target_shards("features", wc.space, wc.dataset),
         arch_stats=lambda wc: PLAN.target_shards("arch_stats", wc.space, wc.dataset),
     output:
-        f"{RESULTS}/search/{{space}}/{{dataset}}/{{strategy}}/{{predictor}}_n{{size}}_seed{{seed}}.parquet",
+        LAYOUT.pattern("search"),
     log:
-        f"{RESULTS}/logs/search/{{space}}/{{dataset}}/{{strategy}}/{{predictor}}_n{{size}}_seed{{seed}}.log",
+        LAYOUT.log("search"),
     benchmark:
-        f"{RESULTS}/benchmarks/search/{{space}}/{{dataset}}/{{strategy}}/{{predictor}}_n{{size}}_seed{{seed}}.tsv"
+        LAYOUT.benchmark("search")
     wildcard_constraints:
         strategy=PLAN.strategy_pattern(needs_predictor=True),
-        size=r"\d+",
-        seed=r"\d+",
     conda:
         "../envs/parzc.yaml"
     threads: 1
@@ -24,6 +22,7 @@ rule search:
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: 30 * attempt,
     params:
+        results=PLAN.results,
         run=lambda wc: PLAN.training_run(
             wc.space, wc.dataset, wc.predictor, int(wc.size), int(wc.seed)
         ),
@@ -39,14 +38,13 @@ rule search_baseline:
         features=lambda wc: PLAN.target_shards("features", wc.space, wc.dataset),
         arch_stats=lambda wc: PLAN.target_shards("arch_stats", wc.space, wc.dataset),
     output:
-        f"{RESULTS}/search/{{space}}/{{dataset}}/{{strategy}}/seed{{seed}}.parquet",
+        LAYOUT.pattern("search_baseline"),
     log:
-        f"{RESULTS}/logs/search/{{space}}/{{dataset}}/{{strategy}}/seed{{seed}}.log",
+        LAYOUT.log("search_baseline"),
     benchmark:
-        f"{RESULTS}/benchmarks/search/{{space}}/{{dataset}}/{{strategy}}/seed{{seed}}.tsv"
+        LAYOUT.benchmark("search_baseline")
     wildcard_constraints:
         strategy=PLAN.strategy_pattern(needs_predictor=False),
-        seed=r"\d+",
     conda:
         "../envs/parzc.yaml"
     threads: 1
@@ -54,6 +52,7 @@ rule search_baseline:
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: 30 * attempt,
     params:
+        results=PLAN.results,
         run=None,
         search=config["search"],
         features=config["train"]["features"],
@@ -66,22 +65,26 @@ rule search_report:
     input:
         PLAN.search_files(),
     output:
-        csv=f"{RESULTS}/reports/search.csv",
+        csv=LAYOUT.pattern("search_csv"),
         md=report(
-            f"{RESULTS}/reports/search.md",
+            LAYOUT.pattern("search_md"),
             category="Search",
             caption="../report/search.rst",
         ),
         plot=report(
-            f"{RESULTS}/plots/search_accuracy_vs_cost.png",
+            LAYOUT.pattern("search_plot"),
             category="Search",
             caption="../report/search_plot.rst",
         ),
     log:
-        f"{RESULTS}/logs/report/search.log",
+        LAYOUT.log("search_csv"),
     benchmark:
-        f"{RESULTS}/benchmarks/report/search.tsv"
+        LAYOUT.benchmark("search_csv")
     conda:
         "../envs/parzc.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 1000 * attempt,
+        runtime=lambda wc, attempt: 5 * attempt,
     script:
         "../scripts/search_report.py"

@@ -1,13 +1,10 @@
 rule make_split:
     output:
-        f"{RESULTS}/splits/{{space}}/{{dataset}}/n{{size}}_seed{{seed}}.parquet",
+        LAYOUT.pattern("split"),
     log:
-        f"{RESULTS}/logs/splits/{{space}}/{{dataset}}/n{{size}}_seed{{seed}}.log",
+        LAYOUT.log("split"),
     benchmark:
-        f"{RESULTS}/benchmarks/splits/{{space}}/{{dataset}}/n{{size}}_seed{{seed}}.tsv"
-    wildcard_constraints:
-        size=r"\d+",
-        seed=r"\d+",
+        LAYOUT.benchmark("split")
     conda:
         "../envs/parzc.yaml"
     threads: 1
@@ -25,11 +22,11 @@ rule assemble_matrix:
         features=lambda wc: PLAN.target_shards("features", wc.space, wc.dataset),
         arch_stats=lambda wc: PLAN.target_shards("arch_stats", wc.space, wc.dataset),
     output:
-        f"{RESULTS}/matrices/{{space}}/{{dataset}}.npz",
+        LAYOUT.pattern("matrix"),
     log:
-        f"{RESULTS}/logs/matrices/{{space}}/{{dataset}}.log",
+        LAYOUT.log("matrix"),
     benchmark:
-        f"{RESULTS}/benchmarks/matrices/{{space}}/{{dataset}}.tsv"
+        LAYOUT.benchmark("matrix")
     conda:
         "../envs/parzc.yaml"
     threads: 1
@@ -37,7 +34,7 @@ rule assemble_matrix:
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=lambda wc, attempt: 10 * attempt,
     params:
-        results=RESULTS,
+        results=PLAN.results,
         proxy_dataset=lambda wc: PLAN.proxy_dataset(wc.space, wc.dataset),
         features=config["train"]["features"],
     script:
@@ -49,15 +46,12 @@ rule train_predictor:
         split=rules.make_split.output[0],
         matrix=rules.assemble_matrix.output[0],
     output:
-        predictions=f"{RESULTS}/predictions/space={{space}}/dataset={{dataset}}/predictor={{predictor}}/n{{size}}_seed{{seed}}.parquet",
-        model=f"{RESULTS}/models/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.pkl",
+        predictions=LAYOUT.pattern("predictions"),
+        model=LAYOUT.pattern("model"),
     log:
-        f"{RESULTS}/logs/train/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.log",
+        LAYOUT.log("predictions"),
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.tsv"
-    wildcard_constraints:
-        size=r"\d+",
-        seed=r"\d+",
+        LAYOUT.benchmark("predictions")
     conda:
         "../envs/parzc.yaml"
     threads: 1
@@ -76,14 +70,11 @@ rule evaluate:
     input:
         rules.train_predictor.output.predictions,
     output:
-        f"{RESULTS}/metrics/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.parquet",
+        LAYOUT.pattern("metrics"),
     log:
-        f"{RESULTS}/logs/evaluate/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.log",
+        LAYOUT.log("metrics"),
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{{space}}/{{dataset}}/{{predictor}}/n{{size}}_seed{{seed}}.tsv"
-    wildcard_constraints:
-        size=r"\d+",
-        seed=r"\d+",
+        LAYOUT.benchmark("metrics")
     conda:
         "../envs/parzc.yaml"
     threads: 1

@@ -1,12 +1,17 @@
 """Snakemake wrapper: assemble the training matrix of one (space, target) from the store."""
 
+from parzc import stages
 from parzc.logs import setup_logging
-from parzc.store import Store
 
 setup_logging(snakemake.log[0])
-wc, p = snakemake.wildcards, snakemake.params
-store = Store(p.results, features=snakemake.input.features, arch_stats=snakemake.input.arch_stats)
-matrix = store.assemble(
-    wc.space, p.proxy_dataset, p.features, onehot=True, target=wc.dataset, every_cell=True
+wc, p, inp = snakemake.wildcards, snakemake.params, snakemake.input
+stages.assemble(
+    p.results,
+    inp.features,
+    inp.arch_stats,
+    wc.space,
+    p.proxy_dataset,
+    wc.dataset,
+    p.features,
+    snakemake.output[0],
 )
-matrix.save(snakemake.output[0])

@@ -1,17 +1,18 @@
 """Snakemake wrapper: extract one (space, dataset, feature set, arch range) shard."""
 
-import logging
-
+from parzc import stages
 from parzc.device import limit_threads
-from parzc.extract import ExtractSettings, extract_shard, shard_arch_ids
 from parzc.logs import setup_logging
+from parzc.sharding import ExtractSettings
 
 setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
-wc = snakemake.wildcards
-settings = ExtractSettings(**snakemake.params.settings)
-ids = shard_arch_ids(wc.space, settings.arch_seed, int(wc.start), int(wc.end))
-summary = extract_shard(
-    settings, ids, snakemake.output.features, snakemake.output.arch_stats, snakemake.params.device
+wc, out = snakemake.wildcards, snakemake.output
+stages.extract(
+    ExtractSettings(**snakemake.params.settings),
+    int(wc.start),
+    int(wc.end),
+    out.features,
+    out.arch_stats,
+    snakemake.params.device,
 )
-logging.getLogger("extract").info("%s", summary)

@@ -1,9 +1,15 @@
 """Snakemake wrapper: draw and save one training split."""
 
+from parzc import stages
 from parzc.logs import setup_logging
-from parzc.splits import make_split, save_split
 
 setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
-split = make_split(snakemake.params.pool, int(wc.size), int(wc.seed))
-save_split(split, snakemake.output[0], space=wc.space, dataset=wc.dataset, seed=wc.seed)
+stages.split(
+    snakemake.params.pool,
+    int(wc.size),
+    int(wc.seed),
+    snakemake.output[0],
+    space=wc.space,
+    dataset=wc.dataset,
+)

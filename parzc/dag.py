@@ -1,70 +1,66 @@
-"""What the Snakemake DAG needs from a validated config: target paths and per-job settings."""
+"""What the Snakemake DAG needs from a validated config: target paths and per-job settings.
+
+Parsing the workflow imports this module; it needs no torch (a dry run stays fast).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from parzc.config import check_names
-from parzc.costs import TrainingRun
-from parzc.extract import ExtractSettings, arch_order, shard_ranges
-from parzc.splits import resolve_size
+from parzc.layout import Layout
+from parzc.search.costs import TrainingRun
+from parzc.sharding import ExtractSettings, arch_order, shard_ranges
+from parzc.spaces import get_space
+from parzc.training.splits import resolve_size
 
-__all__ = ["Plan", "check_names", "proxy_dataset_of"]
-
-
-def proxy_dataset_of(config: dict[str, Any], space: str, target: str) -> str:
-    """The dataset whose proxies feed `target` of `space` under `config`."""
-    from parzc.spaces import get_space
-
-    chosen = config["spaces"][space].get("proxy_dataset")
-    return chosen or get_space(space).proxy_dataset or target
+__all__ = ["Plan"]
 
 
 def strategies():
-    """The search-strategy registry, imported only when a config asks for searches."""
-    from parzc.search import STRATEGIES
+    """The search-strategy registry."""
+    from parzc.search.strategies import STRATEGIES
 
     return STRATEGIES
 
 
 class Plan:
-    """Output paths of a config's pipeline, derived once from the config."""
+    """Outputs and job settings of a config's pipeline, derived from the config."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         self.results = config["results"]
+        self.layout = Layout(self.results)
+
+    # -- extraction ------------------------------------------------------------------------
 
     def arch_seed(self, space: str) -> int | None:
         return self.config["spaces"][space]["archs"]["seed"]
 
     def arch_count(self, space: str) -> int:
+        """Networks the config extracts of `space`."""
         count = self.config["spaces"][space]["archs"]["count"]
         return count if count is not None else len(arch_order(space, None))
-
-    def target_shards(self, table: str, space: str, target: str) -> list[str]:
-        """Shards of `table` whose proxies feed (space, target)."""
-        return self._shards(table, space, self.proxy_dataset(space, target))
 
     def ranges(self, space: str) -> list[tuple[int, int]]:
         return shard_ranges(self.arch_count(space), self.config["shard_size"])
 
-    def space_datasets(self) -> list[tuple[str, str]]:
+    def targets(self) -> list[tuple[str, str]]:
         """(space, target dataset) pairs: what predictors are trained and evaluated on."""
         return [(s, d) for s, entry in self.config["spaces"].items() for d in entry["datasets"]]
 
     def proxy_dataset(self, space: str, target: str) -> str:
-        """The dataset whose extracted proxies feed `target` (space's `proxy_dataset`, else the
-        space's default, else the target itself)."""
-        return proxy_dataset_of(self.config, space, target)
+        """The dataset whose extracted proxies feed `target` (the space's `proxy_dataset`, else
+        the space's default, else the target itself)."""
+        chosen = self.config["spaces"][space].get("proxy_dataset")
+        return chosen or get_space(space).proxy_dataset or target
 
     def extracted(self) -> list[tuple[str, str]]:
         """(space, dataset) partitions the store must hold: the targets' proxy datasets."""
-        pairs = [(s, self.proxy_dataset(s, d)) for s, d in self.space_datasets()]
-        return list(dict.fromkeys(pairs))
+        return list(dict.fromkeys((s, self.proxy_dataset(s, d)) for s, d in self.targets()))
 
     def shard(
         self, space: str, dataset: str, feature_set: str, start: int, end: int
-    ) -> dict[str, Any]:
+    ) -> ExtractSettings:
         """Settings of one configured shard; a name or range the config lacks is an error."""
         spaces = self.config["spaces"]
         if space not in spaces:
@@ -91,39 +87,38 @@ class Plan:
             )
         return self.extract_settings(space, dataset, feature_set)
 
-    def extract_settings(self, space: str, dataset: str, feature_set: str) -> dict[str, Any]:
+    def extract_settings(self, space: str, dataset: str, feature_set: str) -> ExtractSettings:
         proxies = self.config["feature_sets"][feature_set]
-        return vars(
-            ExtractSettings(
-                space=space,
-                dataset=dataset,
-                feature_set=feature_set,
-                layer_proxies=tuple(proxies.get("layer", [])),
-                network_proxies=tuple(proxies.get("network", [])),
-                batch_size=self.config["batch"]["size"],
-                batch_seed=self.config["batch"]["seed"],
-                init_seed=self.config["init_seed"],
-                arch_seed=self.arch_seed(space),
-            )
+        return ExtractSettings(
+            space=space,
+            dataset=dataset,
+            feature_set=feature_set,
+            layer_proxies=tuple(proxies.get("layer", [])),
+            network_proxies=tuple(proxies.get("network", [])),
+            batch_size=self.config["batch"]["size"],
+            batch_seed=self.config["batch"]["seed"],
+            init_seed=self.config["init_seed"],
+            arch_seed=self.arch_seed(space),
         )
 
-    def _shards(self, table: str, space: str | None, dataset: str | None) -> list[str]:
+    def shards(self, table: str, space: str | None = None, dataset: str | None = None) -> list[str]:
+        """Shard files of `table` ("features" / "arch_stats"), optionally of one partition."""
         return [
-            f"{self.results}/{table}/space={s}/dataset={d}/set={f}/part-{a:05d}-{b:05d}.parquet"
+            self.layout.path(table, space=s, dataset=d, feature_set=f, start=a, end=b)
             for s, d in self.extracted()
             if space in (None, s) and dataset in (None, d)
             for f in self.config["feature_sets"]
             for a, b in self.ranges(s)
         ]
 
-    def feature_shards(self, space: str | None = None, dataset: str | None = None) -> list[str]:
-        return self._shards("features", space, dataset)
+    def target_shards(self, table: str, space: str, target: str) -> list[str]:
+        """Shards of `table` whose proxies feed (space, target)."""
+        return self.shards(table, space, self.proxy_dataset(space, target))
 
-    def arch_stat_shards(self, space: str | None = None, dataset: str | None = None) -> list[str]:
-        return self._shards("arch_stats", space, dataset)
+    # -- training and evaluation -----------------------------------------------------------
 
     def pool(self, space: str) -> list[int]:
-        """arch_ids of the config's sample of `space` (the shards' union)."""
+        """arch_ids of the config's sample of `space`'s networks (the shards' union)."""
         order = arch_order(space, self.arch_seed(space))
         return [int(a) for a in order[: self.arch_count(space)]]
 
@@ -143,54 +138,51 @@ class Plan:
         """Every (space, dataset, predictor label, train size, seed) the config asks for."""
         return [
             {"space": s, "dataset": d, "predictor": label, "size": n, "seed": seed}
-            for s, d in self.space_datasets()
+            for s, d in self.targets()
             for n in self.train_sizes(s)
             for seed in self.config["train"]["seeds"]
             for label in self.predictors()
         ]
 
-    def split_path(self, space: str, dataset: str, size: int, seed: int) -> str:
-        return f"{self.results}/splits/{space}/{dataset}/n{size}_seed{seed}.parquet"
-
-    def predictions_path(self, e: dict[str, Any]) -> str:
-        return (
-            f"{self.results}/predictions/space={e['space']}/dataset={e['dataset']}/"
-            f"predictor={e['predictor']}/n{e['size']}_seed{e['seed']}.parquet"
-        )
-
-    def metrics_path(self, e: dict[str, Any]) -> str:
-        return (
-            f"{self.results}/metrics/{e['space']}/{e['dataset']}/{e['predictor']}/"
-            f"n{e['size']}_seed{e['seed']}.parquet"
-        )
-
     def metrics_files(self) -> list[str]:
-        return [self.metrics_path(e) for e in self.experiments()]
+        return [self.layout.path("metrics", **e) for e in self.experiments()]
+
+    def training_run(
+        self, space: str, dataset: str, predictor: str, size: int, seed: int
+    ) -> TrainingRun:
+        return TrainingRun.locate(self.layout, space, dataset, predictor, size, seed)
+
+    # -- reports ---------------------------------------------------------------------------
 
     def tables(self) -> list[str]:
         if not self.experiments():
             return []
         return [
-            f"{self.results}/tables/correlation.csv",
-            f"{self.results}/tables/loss_ablation.csv",
-            f"{self.results}/plots/kendall_vs_train_size.png",
+            self.layout.path(k) for k in ("correlation_csv", "loss_ablation_csv", "kendall_plot")
         ]
 
     def scatter_plots(self) -> list[str]:
         """One scatter per (space, dataset, reported predictor) at its largest split, first seed."""
         seed = self.config["train"]["seeds"][0]
         return [
-            f"{self.results}/plots/scatter/{s}/{d}/{label}_n{max(self.train_sizes(s))}_seed{seed}.png"
-            for s, d in self.space_datasets()
+            self.layout.path(
+                "scatter",
+                space=s,
+                dataset=d,
+                predictor=label,
+                size=max(self.train_sizes(s)),
+                seed=seed,
+            )
+            for s, d in self.targets()
             if self.train_sizes(s)
             for label, entry in self.predictors().items()
             if not entry["loss_ablation"]
         ]
 
     def proxy_tables(self) -> list[str]:
-        return [
-            f"{self.results}/tables/proxy_correlation/{s}_{d}.csv" for s, d in self.space_datasets()
-        ]
+        return [self.layout.path("proxy_table", space=s, dataset=d) for s, d in self.targets()]
+
+    # -- search ----------------------------------------------------------------------------
 
     def search_runs(self) -> list[dict[str, Any]]:
         """Every search the config asks for, one per train seed: predictor strategies with each
@@ -200,7 +192,7 @@ class Plan:
         if unknown:
             raise ValueError(f"search.predictors {unknown} are not train.predictors labels")
         runs = []
-        for s, d in self.space_datasets():
+        for s, d in self.targets():
             for strategy in search["strategies"]:
                 if not strategies().get(strategy).needs_predictor:
                     trained = [(None, None)]
@@ -216,10 +208,10 @@ class Plan:
         return runs
 
     def search_path(self, run: dict[str, Any]) -> str:
-        base = f"{self.results}/search/{run['space']}/{run['dataset']}/{run['strategy']}"
         if run["predictor"] is None:
-            return f"{base}/seed{run['seed']}.parquet"
-        return f"{base}/{run['predictor']}_n{run['size']}_seed{run['seed']}.parquet"
+            fields = {k: run[k] for k in ("space", "dataset", "strategy", "seed")}
+            return self.layout.path("search_baseline", **fields)
+        return self.layout.path("search", **run)
 
     def search_files(self) -> list[str]:
         return [self.search_path(run) for run in self.search_runs()]
@@ -227,11 +219,7 @@ class Plan:
     def search_reports(self) -> list[str]:
         if not self.search_runs():
             return []
-        return [
-            f"{self.results}/reports/search.md",
-            f"{self.results}/reports/search.csv",
-            f"{self.results}/plots/search_accuracy_vs_cost.png",
-        ]
+        return [self.layout.path(k) for k in ("search_md", "search_csv", "search_plot")]
 
     def strategy_pattern(self, needs_predictor: bool) -> str:
         """Regex of the registered strategies that do (not) need a trained predictor."""
@@ -239,7 +227,13 @@ class Plan:
             n for n in strategies() if strategies().get(n).needs_predictor == needs_predictor
         )
 
-    def training_run(
-        self, space: str, dataset: str, predictor: str, size: int, seed: int
-    ) -> TrainingRun:
-        return TrainingRun.locate(self.results, space, dataset, predictor, size, seed)
+    def all_targets(self) -> list[str]:
+        """Every final output of the config's pipeline."""
+        return (
+            self.shards("features")
+            + self.shards("arch_stats")
+            + self.proxy_tables()
+            + self.tables()
+            + self.scatter_plots()
+            + self.search_reports()
+        )

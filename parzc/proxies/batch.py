@@ -1,59 +1,18 @@
-"""Shipped resources: checksummed benchmark tables and the real CIFAR-10 image subset."""
+"""The proxies' input: a fixed mini-batch of the shipped real CIFAR-10 images."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
 import numpy as np
 import torch
+
+from parzc.resources import resource
 
 # CIFAR-10 per-channel statistics (the standard normalisation used by NAS-Bench-201 training).
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 IMAGES_FILE = "images/cifar10_320.npz"
-
-
-class ResourceError(RuntimeError):
-    """A shipped resource is missing or does not match its recorded checksum."""
-
-
-def resources_dir() -> Path:
-    """The folder with the shipped data: $PARZC_RESOURCES, else `resources/` of the source tree."""
-    env = os.environ.get("PARZC_RESOURCES")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "resources"
-
-
-@cache
-def _checksums() -> dict[str, str]:
-    sums = resources_dir() / "SHA256SUMS"
-    if not sums.is_file():
-        raise ResourceError(f"missing checksum list {sums}")
-    out = {}
-    for line in sums.read_text().splitlines():
-        digest, name = line.split()
-        out[name] = digest
-    return out
-
-
-@cache
-def resource(name: str) -> Path:
-    """Path of a shipped resource, verified against resources/SHA256SUMS."""
-    path = resources_dir() / name
-    if not path.is_file():
-        raise ResourceError(
-            f"missing resource {path} (shipped with the repository; see resources/README.md)"
-        )
-    expected = _checksums().get(name)
-    if expected is None:
-        raise ResourceError(f"resource {name} has no entry in {resources_dir() / 'SHA256SUMS'}")
-    actual = hashlib.sha256(path.read_bytes()).hexdigest()
-    if actual != expected:
-        raise ResourceError(f"checksum mismatch for {path}: {actual} != {expected}")
-    return path
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from parzc.extract import ARCH_STATS_SCHEMA, FEATURE_SCHEMA, arch_order
+from parzc.layout import template_regex
+from parzc.sharding import arch_order
+from parzc.store.schema import KEYS, PARTITIONS, SCHEMAS
 
+# the partition folders of a shard path, whatever the file is called
 _PARTITION = re.compile(
-    r"space=(?P<space>[^/]+)/dataset=(?P<dataset>[^/]+)/set=(?P<set>[^/]+)/(?P<file>[^/]+)$"
+    "".join(rf"{key}=(?P<{key}>[^/]+)/" for key in PARTITIONS) + r"(?P<file>[^/]+)$"
 )
-_RANGE = re.compile(r"^part-(?P<start>\d+)-(?P<end>\d+)\.parquet$")
-SCHEMAS = {"features": FEATURE_SCHEMA, "arch_stats": ARCH_STATS_SCHEMA}
-KEYS = {"features": ["arch_id", "proxy", "layer"], "arch_stats": ["arch_id", "proxy"]}
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class _Shard:
 
     path: Path
     table_name: str
-    partition: tuple[str, str, str] | None  # (space, dataset, set)
+    partition: tuple[str, ...] | None  # (space, dataset, feature_set)
     problems: list[Problem]
     ids: np.ndarray | None = None
     # full reads: features -> {(arch_id, proxy): rows}; arch_stats -> {arch_id: n_layers}
@@ -68,18 +68,23 @@ def _inspect(
 ) -> _Shard:
     """Inspect one shard. Both modes read every page (checksums verified); `full=False` skips
     the row-level checks (duplicated keys, missing layers, NaNs without reason).
-    `strict_name=False` accepts any file name inside a space=/dataset=/set= partition (ranges
-    are checked when the name is part-A-B.parquet)."""
+    `strict_name=False` accepts any file name inside a space=/dataset=/feature_set= partition
+    (ranges are checked when the name is part-A-B.parquet)."""
     match = _PARTITION.search(path.as_posix())
-    rng = _RANGE.match(match["file"]) if match else None
+    rng = template_regex(table_name).search(path.as_posix()) if match else None
     if match is None or (strict_name and rng is None):
         return _Shard(
             path,
             table_name,
             None,
-            [Problem(path, "file name does not follow space=/dataset=/set=/part-A-B.parquet")],
+            [
+                Problem(
+                    path,
+                    "file name does not follow space=/dataset=/feature_set=/part-A-B.parquet",
+                )
+            ],
         )
-    shard = _Shard(path, table_name, (match["space"], match["dataset"], match["set"]), [])
+    shard = _Shard(path, table_name, tuple(match[key] for key in PARTITIONS), [])
 
     def fail(message: str) -> _Shard:
         shard.problems.append(Problem(path, message))
@@ -103,11 +108,8 @@ def _inspect(
     if shard.problems:
         return shard
     meta = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
-    for key, meta_key, want in (
-        ("space", "space", match["space"]),
-        ("dataset", "dataset", match["dataset"]),
-        ("set", "feature_set", match["set"]),
-    ):
+    for key, meta_key in PARTITIONS.items():
+        want = match[key]
         if meta.get(meta_key) != want:
             fail(f"rows of {key}={meta.get(meta_key)!r} in a {key}={want!r} partition")
     foreign = bool(shard.problems)
@@ -220,7 +222,7 @@ def _seed(text: str) -> int | None:
 
 
 def _relative(path: Path) -> str | None:
-    """`space=.../dataset=.../set=.../<file>` of a shard path (None if it has no partition)."""
+    """`space=.../dataset=.../feature_set=.../<file>` of a shard path (None if it has none)."""
     match = _PARTITION.search(path.as_posix())
     return match.group(0) if match else None
 
@@ -284,7 +286,7 @@ def check_files(files: dict[str, Iterable[Path]], full: bool = False) -> list[Pr
     match, the arch count matches the file's range (and seed); across files: every features
     shard has its arch_stats twin and no arch is stored in two shards. `full=True` adds the
     row-level checks of `check_shard` (duplicated keys, missing layers, NaNs without reason).
-    Any file name inside a space=/dataset=/set= partition is accepted.
+    Any file name inside a space=/dataset=/feature_set= partition is accepted.
     """
     shards = [
         _inspect(Path(path), table_name, None, full=full, strict_name=False)

@@ -1,113 +1,14 @@
-"""Tables and plots built from the store and the pipeline's results."""
+"""Predictor reports: seed-aggregated correlation tables, the loss ablation and their plots."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import polars as pl
-from scipy import stats
 
-from parzc.io import write_text
-
-if TYPE_CHECKING:
-    from parzc.store import Store
-
-
-def aggregate_proxies(
-    store: Store, space: str, dataset: str, target: str | None = None
-) -> pl.DataFrame:
-    """One row per (arch, proxy): per-layer proxies summed over layers plus network-level ones.
-
-    Per-weight proxies stored as layer means (snip, plain, grasp, synflow) also get a
-    "<proxy>:weights" aggregate, sum_l mean_l * params_l: the sum over every weight that the
-    zero-cost literature reports (params_l counts a layer's bias too). The store holds
-    canonical networks only, so each network counts once. Joined with the ground truth
-    (val_acc, test_acc) of `target` (default: `dataset`, where the proxies were extracted).
-    """
-    from parzc.proxies import LAYER_PROXIES
-
-    weight_mean = [n for n in LAYER_PROXIES.names() if LAYER_PROXIES.get(n).weight_mean]
-    return (
-        store.connect()
-        .sql(
-            """
-        WITH f AS (SELECT * FROM features WHERE space = $space AND dataset = $dataset),
-        agg AS (
-            SELECT arch_id, proxy, sum(value) AS value FROM f GROUP BY arch_id, proxy
-            UNION ALL
-            SELECT f.arch_id, f.proxy || ':weights', sum(f.value * p.value) FROM f
-            JOIN f AS p ON p.arch_id = f.arch_id AND p.layer = f.layer AND p.proxy = 'params'
-            WHERE list_contains($weight_mean, f.proxy) GROUP BY f.arch_id, f.proxy
-            UNION ALL
-            SELECT arch_id, 'net:' || proxy, value FROM arch_stats
-            WHERE space = $space AND dataset = $dataset AND proxy <> 'n_layers'
-        )
-        SELECT agg.*, a.val_acc, a.test_acc FROM agg JOIN accuracy a
-        ON a.space = $space AND a.dataset = $target AND a.arch_id = agg.arch_id
-        ORDER BY proxy, arch_id
-        """,
-            params={
-                "space": space,
-                "dataset": dataset,
-                "target": target or dataset,
-                "weight_mean": weight_mean,
-            },
-        )
-        .pl()
-    )
-
-
-def proxy_correlation_table(
-    store: Store, space: str, dataset: str, target: str | None = None
-) -> pl.DataFrame:
-    """Spearman and Kendall of every aggregate proxy (extracted on `dataset`) against the test
-    accuracy of `target` (default `dataset`), over the stored networks (NaN rows dropped)."""
-    rows = []
-    for (proxy,), group in aggregate_proxies(store, space, dataset, target).group_by(
-        "proxy", maintain_order=True
-    ):
-        finite = group.filter(pl.col("value").is_finite())
-        x, y = finite["value"].to_numpy(), finite["test_acc"].to_numpy()
-        rows.append(
-            {
-                "space": space,
-                "dataset": target or dataset,
-                "proxy_dataset": dataset,
-                "proxy": proxy,
-                "archs": len(group),
-                "nan": len(group) - len(finite),
-                "spearman": float(stats.spearmanr(x, y).statistic) if len(x) > 2 else np.nan,
-                "kendall": float(stats.kendalltau(x, y).statistic) if len(x) > 2 else np.nan,
-            }
-        )
-    return pl.DataFrame(rows).sort("spearman", descending=True, nulls_last=True)
-
-
-def markdown_table(frame: pl.DataFrame, digits: int = 3) -> str:
-    """A GitHub-flavoured Markdown table with floats rounded to `digits`."""
-
-    def fmt(value: object) -> str:
-        if isinstance(value, float):
-            return "nan" if np.isnan(value) else f"{value:.{digits}f}"
-        return str(value)
-
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.iter_rows()]
-    return "\n".join(lines) + "\n"
-
-
-def write_table(
-    frame: pl.DataFrame, csv_path: str | Path | None = None, md_path: str | Path | None = None
-) -> None:
-    """Write a table as CSV and/or Markdown, atomically."""
-    if csv_path is not None:
-        write_text(csv_path, frame.write_csv())
-    if md_path is not None:
-        write_text(md_path, markdown_table(frame))
-
+from parzc.reports.tables import save_figure
 
 SUMMARY_METRICS = (
     "kendall",
@@ -224,7 +125,7 @@ def loss_ablation_table(
     )
 
 
-def compact_table(table: pl.DataFrame, subset: str = "valid") -> pl.DataFrame:
+def compact_table(table: pl.DataFrame, subset: str = "networks") -> pl.DataFrame:
     """The headline columns as 'mean ± std' strings, for Markdown."""
 
     def pm(name: str) -> pl.Expr:
@@ -248,7 +149,7 @@ def compact_table(table: pl.DataFrame, subset: str = "valid") -> pl.DataFrame:
     )
 
 
-def plot_kendall_vs_size(table: pl.DataFrame, path: str | Path, subset: str = "valid") -> None:
+def plot_kendall_vs_size(table: pl.DataFrame, path: str | Path, subset: str = "networks") -> None:
     """Kendall tau (mean ± std over seeds) against training-split size, per predictor."""
     import matplotlib
 
@@ -279,7 +180,7 @@ def plot_kendall_vs_size(table: pl.DataFrame, path: str | Path, subset: str = "v
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def plot_scatter(predictions: pl.DataFrame, path: str | Path, top: float = 0.05) -> None:
@@ -315,13 +216,4 @@ def plot_scatter(predictions: pl.DataFrame, path: str | Path, top: float = 0.05)
     )
     ax.legend()
     fig.tight_layout()
-    _save_figure(fig, path)
-
-
-def _save_figure(fig, path: str | Path) -> None:
-    import matplotlib.pyplot as plt
-
-    from parzc.io import write_atomic
-
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    plt.close(fig)
+    save_figure(fig, path)

@@ -15,10 +15,10 @@ import torch
 
 import parzc
 from parzc.device import resolve_device
-from parzc.features import FeatureMatrix
 from parzc.io import write_parquet
 from parzc.predictors import PREDICTORS, create_predictor
-from parzc.splits import load_split
+from parzc.store.matrix import FeatureMatrix
+from parzc.training.splits import load_split
 
 log = logging.getLogger(__name__)
 

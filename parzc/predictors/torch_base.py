@@ -16,9 +16,9 @@ import torch
 from torch import Tensor, nn
 
 from parzc.device import resolve_device
-from parzc.features import FeatureMatrix
 from parzc.predictors.base import NotFittedError, Predictor, TrainingDiverged, check_same_columns
 from parzc.predictors.losses import LossSpec, make_loss
+from parzc.store.matrix import FeatureMatrix
 
 _PREDICT_CHUNK = 4096
 

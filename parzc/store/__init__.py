@@ -1,7 +1,8 @@
 """The feature store: DuckDB views over the Parquet shards, read-only SQL, training-matrix assembly.
 
-Layout (hive-partitioned): <root>/features/space=S/dataset=D/set=F/part-A-B.parquet (per-layer)
-and <root>/arch_stats/space=S/dataset=D/set=F/part-A-B.parquet (network-level + timings).
+Shards are hive-partitioned (parzc.layout): <root>/features/space=S/dataset=D/feature_set=F/
+part-A-B.parquet (per layer) and <root>/arch_stats/... (network level, timings); columns in
+parzc.store.schema.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from parzc.features import FeatureMatrix
+from parzc.layout import SHARD_TABLES, Layout
 from parzc.spaces import SPACES, get_space
+from parzc.store.matrix import FeatureMatrix
+from parzc.store.schema import empty_view_sql
 
-TABLES = ("features", "arch_stats")
 # Statement types a user query may contain: reading only.
 _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
@@ -57,7 +59,7 @@ class Store:
         if chosen is not None:
             files = sorted(Path(f) for f in chosen)
         else:
-            files = sorted((self.root / table).glob("space=*/dataset=*/set=*/*.parquet"))
+            files = sorted(self.root.glob(Layout(self.root).glob(table, any_name=True)))
         if space is not None:
             files = [f for f in files if f"space={space}" in f.parts]
         if dataset is not None:
@@ -87,7 +89,7 @@ class Store:
         `space` / `dataset` restrict the views to the shards of that partition.
         """
         con = duckdb.connect(":memory:")
-        for table in TABLES:
+        for table in SHARD_TABLES:
             files = self.shard_files(table, space, dataset)
             if files:
                 listing = ", ".join(f"'{f.as_posix()}'" for f in files)
@@ -97,7 +99,7 @@ class Store:
                 )
             else:
                 con.execute(
-                    f"CREATE VIEW {table} AS SELECT * FROM ({_empty_sql(table)}) WHERE false"
+                    f"CREATE VIEW {table} AS SELECT * FROM ({empty_view_sql(table)}) WHERE false"
                 )
         con.register("accuracy_arrow", self.accuracy)
         con.execute("CREATE VIEW accuracy AS SELECT * FROM accuracy_arrow")
@@ -174,9 +176,9 @@ class Store:
         Every page is read (checksums verified); `full=True` adds row-level checks (duplicated
         keys, missing layers, NaNs without a reason).
         """
-        from parzc.store_check import check_files
+        from parzc.store.check import check_files
 
-        files = {t: self.shard_files(t, space, dataset) for t in TABLES}
+        files = {t: self.shard_files(t, space, dataset) for t in SHARD_TABLES}
         problems = check_files(files, full=full)
         if problems:
             shown = "; ".join(str(p) for p in problems[:10])
@@ -234,9 +236,11 @@ class Store:
             )
             arch_ids = sorted(have.filter(pl.col("n") == len(proxies))["arch_id"].to_list())
             if every_cell:
-                arch_ids = space_obj.archs().filter(pl.col("network_id").is_in(arch_ids))[
-                    "arch_id"
-                ].to_list()
+                arch_ids = (
+                    space_obj.archs()
+                    .filter(pl.col("network_id").is_in(arch_ids))["arch_id"]
+                    .to_list()
+                )
         ids = np.asarray(arch_ids, dtype=np.int32)
         if len(np.unique(ids)) != len(ids):
             uniq, counts = np.unique(ids, return_counts=True)
@@ -272,8 +276,7 @@ class Store:
         )
         if truth["val_acc"].null_count():
             raise StoreError(
-                f"{truth['val_acc'].null_count()} arch_ids of {space}/{target} "
-                "have no ground truth"
+                f"{truth['val_acc'].null_count()} arch_ids of {space}/{target} have no ground truth"
             )
         canonical = dict(space_obj.archs().select("arch_id", "arch").iter_rows())
         codes = (
@@ -453,18 +456,3 @@ def _check_layer_counts(
             f"layer, e.g. arch {first['arch_id']} {first['proxy']}: {first['n']} rows for "
             f"{int(first['lo'])} layers; run `parzc store check`"
         )
-
-
-def _empty_sql(table: str) -> str:
-    if table == "features":
-        return (
-            "SELECT NULL::INTEGER AS arch_id, NULL::SMALLINT AS layer, NULL::VARCHAR AS "
-            "layer_name, NULL::VARCHAR AS layer_type, NULL::VARCHAR AS proxy, NULL::DOUBLE AS "
-            "value, NULL::VARCHAR AS nan_reason, NULL::VARCHAR AS space, NULL::VARCHAR AS "
-            "dataset, NULL::VARCHAR AS set"
-        )
-    return (
-        "SELECT NULL::INTEGER AS arch_id, NULL::VARCHAR AS proxy, NULL::DOUBLE AS value, "
-        "NULL::DOUBLE AS extract_ms, NULL::VARCHAR AS nan_reason, NULL::VARCHAR AS space, "
-        "NULL::VARCHAR AS dataset, NULL::VARCHAR AS set"
-    )

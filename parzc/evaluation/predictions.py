@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from parzc.metrics import rank_metrics
+from parzc.evaluation.metrics import rank_metrics
 
 KEYS = ("space", "dataset", "proxy_dataset", "predictor", "model", "loss", "train_size", "seed")
 SUBSETS = {

@@ -10,7 +10,6 @@ space's `train_time_s` and is NaN (unknown) when any label's time is not recorde
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,13 +20,14 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from parzc.io import read_metadata
-from parzc.splits import load_split
+from parzc.layout import TEMPLATES, Layout
 from parzc.store import Store
+from parzc.training.splits import load_split
 
 if TYPE_CHECKING:
-    from parzc.search import SearchResult
+    from parzc.search.run import SearchResult
 
-_MODEL_NAME = re.compile(r"^n(\d+)_seed(\d+)\.pkl$")
+SPLIT_FIELDS = ("space", "dataset", "size", "seed")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def read_benchmark(path: str | Path) -> Benchmark:
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """One train_predictor job: label, size, seed and files (paths as in rules/train.smk)."""
+    """One train_predictor job: label, size, seed and files (paths of parzc.layout)."""
 
     predictor: str
     train_size: int
@@ -60,32 +60,33 @@ class TrainingRun:
 
     @classmethod
     def locate(
-        cls, results: str | Path, space: str, dataset: str, predictor: str, size: int, seed: int
+        cls, layout: Layout, space: str, dataset: str, predictor: str, size: int, seed: int
     ) -> TrainingRun:
-        root, name = Path(results), f"n{size}_seed{seed}"
+        fields = dict(space=space, dataset=dataset, predictor=predictor, size=size, seed=seed)
         return cls(
             predictor=predictor,
             train_size=size,
             seed=seed,
-            model=root / "models" / space / dataset / predictor / f"{name}.pkl",
-            predictions=root
-            / f"predictions/space={space}/dataset={dataset}/predictor={predictor}/{name}.parquet",
-            split=root / "splits" / space / dataset / f"{name}.parquet",
-            benchmark=root / "benchmarks" / "train" / space / dataset / predictor / f"{name}.tsv",
+            model=Path(layout.path("model", **fields)),
+            predictions=Path(layout.path("predictions", **fields)),
+            split=Path(layout.path("split", **{k: fields[k] for k in SPLIT_FIELDS})),
+            benchmark=Path(layout.benchmark("predictions", **fields)),
         )
 
     @classmethod
-    def from_model_path(cls, results: str | Path, model: str | Path) -> TrainingRun:
-        """The run that saved `model` (models/<space>/<dataset>/<predictor>/n<N>_seed<S>.pkl)."""
-        model = Path(model)
-        match = _MODEL_NAME.match(model.name)
-        if not match or len(model.parts) < 4:
-            raise ValueError(
-                f"model file {model} is not named like "
-                "<results>/models/<space>/<dataset>/<predictor>/n<size>_seed<seed>.pkl"
-            )
-        space, dataset, predictor = model.parts[-4:-1]
-        return cls.locate(results, space, dataset, predictor, int(match[1]), int(match[2]))
+    def from_model_path(cls, layout: Layout, model: str | Path) -> TrainingRun:
+        """The run that saved `model` (a path of the layout's `model` kind)."""
+        fields = layout.parse("model", model)
+        if fields is None:
+            raise ValueError(f"model file {model} is not named like <results>/{TEMPLATES['model']}")
+        return cls.locate(
+            layout,
+            fields["space"],
+            fields["dataset"],
+            fields["predictor"],
+            int(fields["size"]),
+            int(fields["seed"]),
+        )
 
     def files(self) -> dict[str, str]:
         return {k: str(getattr(self, k)) for k in ("model", "predictions", "split", "benchmark")}

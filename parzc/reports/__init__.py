@@ -1,0 +1,1 @@
+"""Reports: proxy, predictor and search tables and plots."""

@@ -1,0 +1,136 @@
+"""The search report: one row per search file, seed-aggregated tables and the cost plot.
+
+The caption that explains the columns lives with the report: workflow/report/search.rst.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+
+from parzc.io import read_metadata
+from parzc.reports.tables import markdown_table, save_figure
+
+KEYS = ("space", "dataset", "method", "strategy", "predictor", "train_size")
+
+
+def summary_rows(paths: Sequence[str | Path]) -> pl.DataFrame:
+    """One row per search file: its summary and the chosen (top-1) architecture."""
+    rows = []
+    for path in paths:
+        summary = json.loads(read_metadata(path)["search"])
+        best = pl.read_parquet(path).row(0, named=True)
+        summary.pop("params")
+        rows.append(
+            {**summary, **{k: best[k] for k in ("arch_id", "arch", "test_acc", "true_rank")}}
+        )
+    frame = pl.DataFrame(rows, infer_schema_length=None)
+    label = pl.when(pl.col("predictor").is_null()).then(pl.col("strategy"))
+    return frame.with_columns(
+        label.otherwise(pl.format("{} ({} n={})", "strategy", "predictor", "train_size")).alias(
+            "method"
+        )
+    )
+
+
+COST_COLUMNS = ("extract_s", "train_s", "score_s", "cpu_s", "gpu_s", "label_train_s")
+
+
+def search_table(rows: pl.DataFrame) -> pl.DataFrame:
+    """Mean and std over seeds of the chosen arch's test accuracy and true rank, and mean costs.
+
+    `label_train_s` stays NaN (unknown) when any label's training time is unknown.
+    """
+    aggs = [
+        pl.col("seed").n_unique().alias("seeds"),
+        pl.col("pool_size").mean().alias("pool"),
+        pl.col("pool_best_test_acc").mean(),
+        pl.col("space_archs").max(),
+        pl.col("queries").mean(),
+        pl.col("extract_archs").mean(),
+        pl.col("labels").mean(),
+        pl.col("test_acc").mean().alias("test_acc_mean"),
+        pl.col("test_acc").std().alias("test_acc_std"),
+        pl.col("true_rank").mean().alias("true_rank_mean"),
+        pl.col("true_rank").std().alias("true_rank_std"),
+    ]
+    aggs += [pl.col(c).mean().alias(f"{c}_mean") for c in COST_COLUMNS]
+    return (
+        rows.group_by(KEYS)
+        .agg(aggs)
+        .sort("space", "dataset", "test_acc_mean", descending=[False, False, True])
+    )
+
+
+def search_markdown(table: pl.DataFrame) -> str:
+    """The report: 'mean ± std' accuracy and rank, mean seconds per phase, unknowns spelled out."""
+
+    def pm(name: str, digits: int) -> pl.Expr:
+        mean, std = pl.col(f"{name}_mean").round(digits), pl.col(f"{name}_std").round(digits)
+        return pl.format("{} ± {}", mean, std.fill_null(0)).alias(name)
+
+    def seconds(name: str) -> pl.Expr:
+        value = pl.col(f"{name}_mean")
+        text = pl.when(value.is_nan() | value.is_null()).then(pl.lit("unknown"))
+        return text.otherwise(value.round(1).cast(pl.String)).alias(name)
+
+    compact = table.select(
+        "space",
+        "dataset",
+        "method",
+        "seeds",
+        pl.col("pool").cast(pl.Int64),
+        pl.col("queries").round(0).cast(pl.Int64),
+        pl.col("labels").round(0).cast(pl.Int64),
+        pm("test_acc", 2),
+        pm("true_rank", 1),
+        pl.col("space_archs").cast(pl.Int64),
+        pl.col("pool_best_test_acc").alias("pool_best"),
+        pl.col("extract_archs").round(0).cast(pl.Int64),
+        *(seconds(c) for c in COST_COLUMNS),
+    )
+    return markdown_table(compact)
+
+
+def plot_search(table: pl.DataFrame, path: str | Path) -> None:
+    """Chosen arch's test accuracy (mean ± std over seeds) against measured device-seconds and
+    against ground-truth labels used; one row of panels per (space, dataset)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = table.select("space", "dataset").unique().sort("space", "dataset").rows()
+    fig, axes = plt.subplots(len(panels), 2, figsize=(11, 4 * len(panels)), squeeze=False)
+    for (ax_s, ax_l), (space, dataset) in zip(axes, panels, strict=True):
+        part = table.filter((pl.col("space") == space) & (pl.col("dataset") == dataset))
+        for row in part.iter_rows(named=True):
+            seconds = row["cpu_s_mean"] + row["gpu_s_mean"]
+            for ax, x in ((ax_s, seconds), (ax_l, row["labels"])):
+                ax.errorbar(
+                    x,
+                    row["test_acc_mean"],
+                    yerr=row["test_acc_std"] or 0.0,
+                    marker="o",
+                    capsize=3,
+                    label=row["method"],
+                )
+        for ax in (ax_s, ax_l):
+            ax.axhline(
+                part["pool_best_test_acc"].max(), color="grey", ls="--", lw=1, label="best in pool"
+            )
+            ax.set(ylabel="test accuracy of the chosen arch (%)", title=f"{space} / {dataset}")
+            ax.grid(alpha=0.3)
+        most = float((part["cpu_s_mean"] + part["gpu_s_mean"]).max())
+        ax_s.set_xscale("symlog", linthresh=1.0)
+        ax_s.set(
+            xlim=(-0.5, 2 * most + 1),
+            xlabel="measured CPU + GPU seconds (label training time excluded)",
+        )
+        ax_l.set(xlabel="ground-truth labels used")
+        ax_l.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -1,0 +1,191 @@
+"""One function per workflow rule: what a job does, given its inputs, outputs and settings.
+
+The Snakemake scripts (workflow/scripts/) and the `parzc` CLI call these with the same paths
+(parzc.layout), so a rule's work is reachable from Python, the CLI and the DAG alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from parzc.io import write_parquet, write_text
+from parzc.sharding import ExtractSettings, shard_arch_ids
+
+log = logging.getLogger(__name__)
+PathLike = str | Path
+
+
+def extract(
+    settings: ExtractSettings,
+    start: int,
+    end: int,
+    features: PathLike,
+    arch_stats: PathLike,
+    device: str = "auto",
+):
+    """Extract the networks at positions start..end of the settings' order into one shard."""
+    from parzc.extract import extract_shard
+
+    ids = shard_arch_ids(settings.space, settings.arch_seed, start, end)
+    summary = extract_shard(settings, ids, features, arch_stats, device)
+    log.info("%s", summary)
+    return summary
+
+
+def _store(results: PathLike, features: Sequence[PathLike], arch_stats: Sequence[PathLike]):
+    from parzc.store import Store
+
+    return Store(results, features=list(features), arch_stats=list(arch_stats))
+
+
+def assemble(
+    results: PathLike,
+    features: Sequence[PathLike],
+    arch_stats: Sequence[PathLike],
+    space: str,
+    proxy_dataset: str,
+    target: str,
+    proxies: Sequence[str],
+    out: PathLike,
+) -> None:
+    """The training matrix of (space, target): every cell of the stored networks."""
+    store = _store(results, features, arch_stats)
+    matrix = store.assemble(
+        space, proxy_dataset, proxies, onehot=True, target=target, every_cell=True
+    )
+    matrix.save(out)
+
+
+def split(pool: Sequence[int], size: int, seed: int, out: PathLike, **meta: Any) -> None:
+    """Draw `size` training networks of `pool` with `seed`; the rest are held out."""
+    from parzc.training.splits import make_split, save_split
+
+    save_split(make_split(pool, size, seed), out, seed=seed, **meta)
+
+
+def train(
+    matrix: PathLike,
+    split_path: PathLike,
+    label: str,
+    model: str,
+    params: dict[str, Any],
+    seed: int,
+    predictions: PathLike,
+    model_path: PathLike,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Fit one predictor on one split and save its model and held-out predictions."""
+    from parzc.store.matrix import FeatureMatrix
+    from parzc.training.run import train_and_predict
+
+    data = FeatureMatrix.load(matrix)
+    return train_and_predict(
+        data, label, model, params, split_path, seed, predictions, model_path, device=device
+    )
+
+
+def evaluate(predictions: PathLike, out: PathLike) -> None:
+    """Rank metrics of one predictions file."""
+    from parzc.evaluation.predictions import evaluate_predictions
+
+    write_parquet(evaluate_predictions(predictions).to_arrow(), out)
+
+
+def proxy_table(
+    results: PathLike,
+    features: Sequence[PathLike],
+    arch_stats: Sequence[PathLike],
+    space: str,
+    proxy_dataset: str,
+    target: str,
+    csv: PathLike,
+    md: PathLike,
+) -> None:
+    """Rank correlation of every aggregate proxy with the target's test accuracy."""
+    from parzc.reports.proxies import proxy_correlation_table
+    from parzc.reports.tables import write_table
+
+    store = _store(results, features, arch_stats)
+    write_table(proxy_correlation_table(store, space, proxy_dataset, target), csv, md)
+
+
+def correlation_tables(
+    metrics: Sequence[PathLike],
+    predictors: Mapping[str, Mapping[str, Any]],
+    overrides: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    csv: PathLike,
+    md: PathLike,
+    ablation_csv: PathLike,
+    ablation_md: PathLike,
+    plot: PathLike,
+) -> None:
+    """Seed-aggregated predictor tables, the loss ablation and the Kendall-vs-size plot."""
+    from parzc.reports import predictors as report
+    from parzc.reports.tables import write_table
+
+    frame = report.collect_metrics(list(metrics))
+    table = report.correlation_table(frame)
+    write_table(table, csv)
+    write_table(report.compact_table(table), md_path=md)
+    write_table(report.loss_ablation_table(frame, predictors, overrides), ablation_csv, ablation_md)
+    report.plot_kendall_vs_size(table, plot)
+
+
+def scatter(predictions: PathLike, out: PathLike) -> None:
+    """Predicted against true accuracy of one predictions file."""
+    from parzc.reports.predictors import plot_scatter
+
+    plot_scatter(pl.read_parquet(predictions), out)
+
+
+def search(
+    results: PathLike,
+    features: Sequence[PathLike],
+    arch_stats: Sequence[PathLike],
+    space: str,
+    proxy_dataset: str,
+    target: str,
+    strategy: str,
+    seed: int,
+    settings: Mapping[str, Any],
+    train_features: Sequence[str],
+    out: PathLike,
+    run=None,
+) -> None:
+    """One architecture search (a strategy, a seed, optionally a trained predictor) and its
+    cost; `settings` is the config's `search` section."""
+    from parzc.search.run import save_search, search_job
+
+    store = _store(results, features, arch_stats)
+    result, cost = search_job(
+        store,
+        space,
+        proxy_dataset,
+        strategy,
+        run=run,
+        features=train_features,
+        top_k=settings["top_k"],
+        budget=settings["budget"],
+        seed=seed,
+        pool_size=settings["pool"],
+        params=settings["strategies"][strategy],
+        target=target,
+    )
+    with pl.Config(tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=200):
+        log.info("top %d:\n%s\n%s", len(result.top), result.top, cost.describe())
+    save_search(out, result, cost, run)
+
+
+def search_report(files: Sequence[PathLike], csv: PathLike, md: PathLike, plot: PathLike) -> None:
+    """The seed-aggregated search report and its accuracy-vs-cost plot."""
+    from parzc.reports.search import plot_search, search_markdown, search_table, summary_rows
+
+    table = search_table(summary_rows(list(files)))
+    write_text(csv, table.write_csv())
+    write_text(md, search_markdown(table))
+    plot_search(table, plot)
