@@ -81,7 +81,6 @@ def _cmd_assemble(args: argparse.Namespace) -> int:
     features, arch_stats, proxy_dataset = _target_inputs(plan, args.space, args.dataset)
     out = plan.layout.path("matrix", space=args.space, dataset=args.dataset)
     stages.assemble(
-        plan.results,
         features,
         arch_stats,
         args.space,
@@ -158,7 +157,6 @@ def _cmd_proxy_correlation(args: argparse.Namespace) -> int:
     fields = dict(space=args.space, dataset=args.dataset)
     md = plan.layout.path("proxy_table_md", **fields)
     stages.proxy_table(
-        plan.results,
         features,
         arch_stats,
         args.space,

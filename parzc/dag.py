@@ -186,18 +186,20 @@ class Plan:
 
     def search_runs(self) -> list[dict[str, Any]]:
         """Every search the config asks for, one per train seed: predictor strategies with each
-        `search.predictors` label at the space's largest train size, baselines on their own."""
+        `search.predictors` label at `search.train_size` (default: the space's largest train
+        size), baselines on their own."""
         search = self.config["search"]
         unknown = [p for p in search["predictors"] if p not in self.predictors()]
         if unknown:
             raise ValueError(f"search.predictors {unknown} are not train.predictors labels")
         runs = []
         for s, d in self.targets():
+            size = self.search_train_size(s)
             for strategy in search["strategies"]:
                 if not strategies().get(strategy).needs_predictor:
                     trained = [(None, None)]
-                elif self.train_sizes(s):
-                    trained = [(p, max(self.train_sizes(s))) for p in search["predictors"]]
+                elif size is not None:
+                    trained = [(p, size) for p in search["predictors"]]
                 else:
                     trained = []
                 runs += [
@@ -206,6 +208,19 @@ class Plan:
                     for seed in self.config["train"]["seeds"]
                 ]
         return runs
+
+    def search_train_size(self, space: str) -> int | None:
+        """The train size of the predictors `space`'s searches use (None: no training)."""
+        sizes = self.train_sizes(space)
+        chosen = self.config["search"].get("train_size")
+        if chosen is None:
+            return max(sizes) if sizes else None
+        if chosen not in sizes:
+            raise ValueError(
+                f"search.train_size {chosen} is not a train size of {space} "
+                f"({', '.join(map(str, sizes)) or 'none'})"
+            )
+        return chosen
 
     def search_path(self, run: dict[str, Any]) -> str:
         if run["predictor"] is None:

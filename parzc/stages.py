@@ -37,14 +37,14 @@ def extract(
     return summary
 
 
-def _store(results: PathLike, features: Sequence[PathLike], arch_stats: Sequence[PathLike]):
+def _store(features: Sequence[PathLike], arch_stats: Sequence[PathLike]):
+    """A store of exactly these shards."""
     from parzc.store import Store
 
-    return Store(results, features=list(features), arch_stats=list(arch_stats))
+    return Store(features=list(features), arch_stats=list(arch_stats))
 
 
 def assemble(
-    results: PathLike,
     features: Sequence[PathLike],
     arch_stats: Sequence[PathLike],
     space: str,
@@ -54,7 +54,7 @@ def assemble(
     out: PathLike,
 ) -> None:
     """The training matrix of (space, target): every cell of the stored networks."""
-    store = _store(results, features, arch_stats)
+    store = _store(features, arch_stats)
     matrix = store.assemble(
         space, proxy_dataset, proxies, onehot=True, target=target, every_cell=True
     )
@@ -97,7 +97,6 @@ def evaluate(predictions: PathLike, out: PathLike) -> None:
 
 
 def proxy_table(
-    results: PathLike,
     features: Sequence[PathLike],
     arch_stats: Sequence[PathLike],
     space: str,
@@ -110,7 +109,7 @@ def proxy_table(
     from parzc.reports.proxies import proxy_correlation_table
     from parzc.reports.tables import write_table
 
-    store = _store(results, features, arch_stats)
+    store = _store(features, arch_stats)
     write_table(proxy_correlation_table(store, space, proxy_dataset, target), csv, md)
 
 
@@ -144,7 +143,6 @@ def scatter(predictions: PathLike, out: PathLike) -> None:
 
 
 def search(
-    results: PathLike,
     features: Sequence[PathLike],
     arch_stats: Sequence[PathLike],
     space: str,
@@ -161,7 +159,7 @@ def search(
     cost; `settings` is the config's `search` section."""
     from parzc.search.run import save_search, search_job
 
-    store = _store(results, features, arch_stats)
+    store = _store(features, arch_stats)
     result, cost = search_job(
         store,
         space,

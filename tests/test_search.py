@@ -324,3 +324,16 @@ def test_plan_lists_searches_of_the_test_config():
     config["search"]["predictors"] = ["nope"]
     with pytest.raises(ValueError, match=r"search.predictors \['nope'\]"):
         Plan(config).search_runs()
+
+
+def test_search_train_size_picks_the_predictor_and_must_be_a_train_size():
+    config = load("config/test.yaml")
+    config["spaces"]["nb201"]["train_sizes"] = [4, 6]
+    plan = Plan(config)
+    sizes = {r["size"] for r in plan.search_runs() if r["predictor"] is not None}
+    assert sizes == {6}
+    config["search"]["train_size"] = 4
+    assert {r["size"] for r in Plan(config).search_runs() if r["predictor"]} == {4}
+    config["search"]["train_size"] = 5
+    with pytest.raises(ValueError, match="search.train_size 5 is not a train size of nb201"):
+        Plan(config).search_runs()

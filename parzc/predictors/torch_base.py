@@ -130,8 +130,9 @@ class TorchPredictor(Predictor):
     a model trained by `train_torch_model` on the z-scored validation accuracy.
 
     Scores are mapped back to the accuracy scale (mean + std of the training targets).
-    `num_threads` caps torch's CPU threads while training: batches of ~10 run fastest on one
-    thread (more only add synchronisation); prediction uses every CPU the process may use.
+    `num_threads` caps torch's CPU threads in training and prediction: small batches run
+    fastest on one thread, and the same thread count keeps scores bitwise reproducible (float
+    reductions split over more threads round differently).
     `scaling` picks the layer-wise view (LAYER_SCALINGS); global statistics come from the
     training archs and are saved with the model.
     """
@@ -263,7 +264,7 @@ class TorchPredictor(Predictor):
         device = next(self._model.parameters()).device
         inputs = self._inputs(data, device, self._meta)
         means, stds = [], []
-        with cpu_threads(), torch.no_grad():
+        with cpu_threads(self.num_threads), torch.no_grad():
             for start in range(0, len(data), _PREDICT_CHUNK):
                 chunk = [x[start : start + _PREDICT_CHUNK] for x in inputs]
                 mean, std = self._forward_eval(self._model, chunk)

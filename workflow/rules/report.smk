@@ -20,7 +20,6 @@ rule proxy_correlation:
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=lambda wc, attempt: 10 * attempt,
     params:
-        results=PLAN.results,
         proxy_dataset=lambda wc: PLAN.proxy_dataset(wc.space, wc.dataset),
     script:
         "../scripts/proxy_correlation.py"

@@ -22,7 +22,6 @@ rule search:
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: 30 * attempt,
     params:
-        results=PLAN.results,
         run=lambda wc: PLAN.training_run(
             wc.space, wc.dataset, wc.predictor, int(wc.size), int(wc.seed)
         ),
@@ -52,7 +51,6 @@ rule search_baseline:
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: 30 * attempt,
     params:
-        results=PLAN.results,
         run=None,
         search=config["search"],
         features=config["train"]["features"],

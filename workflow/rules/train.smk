@@ -34,7 +34,6 @@ rule assemble_matrix:
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=lambda wc, attempt: 10 * attempt,
     params:
-        results=PLAN.results,
         proxy_dataset=lambda wc: PLAN.proxy_dataset(wc.space, wc.dataset),
         features=config["train"]["features"],
     script:

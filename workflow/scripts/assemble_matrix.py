@@ -6,7 +6,6 @@ from parzc.logs import setup_logging
 setup_logging(snakemake.log[0])
 wc, p, inp = snakemake.wildcards, snakemake.params, snakemake.input
 stages.assemble(
-    p.results,
     inp.features,
     inp.arch_stats,
     wc.space,

@@ -8,7 +8,6 @@ setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
 wc, p, inp = snakemake.wildcards, snakemake.params, snakemake.input
 stages.search(
-    p.results,
     inp.features,
     inp.arch_stats,
     wc.space,
