@@ -1,0 +1,1 @@
+"""Evaluation: rank metrics of saved predictions, over held-out networks and cells."""
