@@ -69,25 +69,7 @@ def label_stats(metrics: pl.DataFrame, label: str, subset: str = "valid") -> tup
 
 def grouped_by_loss(metrics: pl.DataFrame) -> pl.DataFrame:
     """The table before the fix: every `mabn` label grouped by its loss."""
-    return (
-        metrics.filter(pl.col("model") == "mabn")
-        .group_by("space", "dataset", "loss", "train_size", "subset")
-        .agg(
-            pl.col("seed").n_unique().alias("seeds"),
-            pl.col("kendall").mean().alias("kendall_mean"),
-            pl.col("kendall").std().alias("kendall_std"),
-            pl.col("spearman").mean().alias("spearman_mean"),
-            pl.col("spearman").std().alias("spearman_std"),
-        )
-        .sort(
-            "space",
-            "dataset",
-            "subset",
-            "train_size",
-            "kendall_mean",
-            descending=[False, False, False, False, True],
-        )
-    )
+    return report.loss_rows(metrics.filter(pl.col("model") == "mabn"))
 
 
 def test_non_loss_variants_stay_out_of_the_reference_row():

@@ -104,9 +104,13 @@ def loss_ablation_table(
         schema={"space": metrics.schema["space"], "predictor": metrics.schema["predictor"]},
         orient="row",
     )
+    return loss_rows(metrics.join(keep, on=["space", "predictor"], how="semi"))
+
+
+def loss_rows(metrics: pl.DataFrame) -> pl.DataFrame:
+    """Kendall and Spearman (mean, std over seeds) of `metrics` grouped by loss."""
     return (
-        metrics.join(keep, on=["space", "predictor"], how="semi")
-        .group_by("space", "dataset", "loss", "train_size", "subset")
+        metrics.group_by("space", "dataset", "loss", "train_size", "subset")
         .agg(
             pl.col("seed").n_unique().alias("seeds"),
             pl.col("kendall").mean().alias("kendall_mean"),
