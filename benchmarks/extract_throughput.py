@@ -28,7 +28,7 @@ from parzc.spaces import get_space
 def run(mode: str, n_archs: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     space = get_space("nb201")
-    archs = dict(space.archs().iter_rows())
+    archs = dict(space.archs().select("arch_id", "arch").iter_rows())
     batch = load_batch(16, 0)
     ids = shard_arch_ids("nb201", 0, 0, n_archs - 1)
     layer, network = LAYER_PROXIES.names(), NETWORK_PROXIES.names()
