@@ -272,6 +272,10 @@ def test_report_aggregates_seeds_and_spells_out_unknown_costs(results, tmp_path)
     assert exhaustive["test_acc_mean"] == pytest.approx(
         rows.filter(pl.col("strategy") == "exhaustive")["test_acc"].mean()
     )
+    # the best of a search's top-k, next to its top-1 pick
+    best = [pl.read_parquet(p)["test_acc"].max() for p in paths if "exhaustive" in p.name]
+    assert exhaustive["best_of_top_k_mean"] == pytest.approx(sum(best) / len(best))
+    assert exhaustive["best_of_top_k_mean"] >= exhaustive["test_acc_mean"]
     text = search_markdown(table)
     assert "| random |" in text and "unknown" in text
     plot_search(table, tmp_path / "plot.png")
