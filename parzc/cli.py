@@ -188,6 +188,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
                 "loss_ablation_csv",
                 "loss_ablation_md",
                 "kendall_plot",
+                "kendall_by_size_md",
             )
         ),
     )

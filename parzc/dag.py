@@ -158,7 +158,8 @@ class Plan:
         if not self.experiments():
             return []
         return [
-            self.layout.path(k) for k in ("correlation_csv", "loss_ablation_csv", "kendall_plot")
+            self.layout.path(k)
+            for k in ("correlation_csv", "loss_ablation_csv", "kendall_plot", "kendall_by_size_md")
         ]
 
     def scatter_plots(self) -> list[str]:

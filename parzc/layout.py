@@ -40,6 +40,7 @@ TEMPLATES: dict[str, str] = {
     "loss_ablation_csv": "tables/loss_ablation.csv",
     "loss_ablation_md": "tables/loss_ablation.md",
     "kendall_plot": "plots/kendall_vs_train_size.png",
+    "kendall_by_size_md": "tables/kendall_by_size.md",
     "search_csv": "reports/search.csv",
     "search_md": "reports/search.md",
     "search_plot": "plots/search_accuracy_vs_cost.png",

@@ -122,10 +122,12 @@ def correlation_tables(
     ablation_csv: PathLike,
     ablation_md: PathLike,
     plot: PathLike,
+    by_size_md: PathLike,
 ) -> None:
-    """Seed-aggregated predictor tables, the loss ablation and the Kendall-vs-size plot."""
+    """Seed-aggregated predictor tables, the loss ablation, Kendall by training size (held-out
+    networks, then cells) and the Kendall-vs-size plot."""
     from parzc.reports import predictors as report
-    from parzc.reports.tables import write_table
+    from parzc.reports.tables import markdown_table, write_table
 
     frame = report.collect_metrics(list(metrics))
     table = report.correlation_table(frame)
@@ -133,6 +135,14 @@ def correlation_tables(
     write_table(report.compact_table(table), md_path=md)
     write_table(report.loss_ablation_table(frame, predictors, overrides), ablation_csv, ablation_md)
     report.plot_kendall_vs_size(table, plot)
+    write_text(
+        by_size_md,
+        "\n".join(
+            f"## Kendall tau over the held-out {subset}\n\n"
+            + markdown_table(report.kendall_by_size(table, subset))
+            for subset in ("networks", "cells")
+        ),
+    )
 
 
 def scatter(predictions: PathLike, out: PathLike) -> None:

@@ -35,19 +35,20 @@ def metrics_frame(
     for i, (label, spec) in enumerate(predictors.items()):
         params = {**spec.get("params", {}), **(overrides or {}).get(label, {})}
         for seed in SEEDS:
-            for subset, shift in (("all", 0.0), ("valid", 0.005)):
+            for subset, shift in (("cells", 0.0), ("networks", 0.005)):
                 kendall = 0.1 + 0.05 * i + 0.01 * seed + shift
                 rows.append(
                     {
                         "space": space,
                         "dataset": dataset,
+                        "proxy_dataset": "cifar10",
                         "predictor": label,
                         "model": spec["model"],
                         "loss": str(params.get("loss", "-")),  # as parzc.training.run stores it
                         "train_size": train_size,
                         "seed": seed,
                         "subset": subset,
-                        "n_eval": 110 if subset == "all" else 100,
+                        "n_eval": 110 if subset == "cells" else 100,
                         **{m: kendall + 0.001 * j for j, m in enumerate(SUMMARY_METRICS)},
                         "kendall": kendall,
                         "spearman": kendall + 0.2,
@@ -57,12 +58,12 @@ def metrics_frame(
     return pl.DataFrame(rows)
 
 
-def loss_rows(table: pl.DataFrame, space: str = "nb201", subset: str = "valid") -> dict:
+def loss_rows(table: pl.DataFrame, space: str = "nb201", subset: str = "networks") -> dict:
     part = table.filter((pl.col("space") == space) & (pl.col("subset") == subset))
     return {row["loss"]: row for row in part.iter_rows(named=True)}
 
 
-def label_stats(metrics: pl.DataFrame, label: str, subset: str = "valid") -> tuple[float, float]:
+def label_stats(metrics: pl.DataFrame, label: str, subset: str = "networks") -> tuple[float, float]:
     part = metrics.filter((pl.col("predictor") == label) & (pl.col("subset") == subset))
     return part["kendall"].mean(), part["spearman"].mean()
 
@@ -83,7 +84,7 @@ def test_non_loss_variants_stay_out_of_the_reference_row():
     metrics = metrics_frame(predictors)
     table = report.loss_ablation_table(metrics, predictors)
 
-    for subset in ("all", "valid"):
+    for subset in ("cells", "networks"):
         rows = loss_rows(table, subset=subset)
         assert set(rows) == {"diffkendall", "mse"}
         for loss, label in (("diffkendall", "mabn"), ("mse", "mabn_mse")):
@@ -182,3 +183,17 @@ def test_space_override_applies_to_its_space_only():
     table = report.loss_ablation_table(metrics, predictors, overrides)
     assert set(loss_rows(table, "nb201")) == {"diffkendall", "mse"}
     assert set(loss_rows(table, "nb101")) == {"mse"}
+
+
+def test_kendall_by_size_has_one_column_per_training_size_in_ascending_order():
+    predictors = {"mabn": entry({"loss": "diffkendall"}), "gbdt": entry({}, model="gbdt")}
+    metrics = pl.concat(
+        [metrics_frame(predictors, train_size=n) for n in (469, 78, 156)], how="vertical"
+    )
+    table = report.kendall_by_size(report.correlation_table(metrics), "networks")
+    assert table.columns == ["space", "dataset", "proxy_dataset", "predictor", "78", "156", "469"]
+    mabn = table.filter(pl.col("predictor") == "mabn").row(0, named=True)
+    seeds = metrics.filter((pl.col("predictor") == "mabn") & (pl.col("subset") == "networks"))
+    mean = seeds.filter(pl.col("train_size") == 78)["kendall"].mean()
+    std = seeds.filter(pl.col("train_size") == 78)["kendall"].std()
+    assert mabn["78"] == f"{round(mean, 3)} ± {round(std, 3)}"

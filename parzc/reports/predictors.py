@@ -23,7 +23,16 @@ SUMMARY_METRICS = (
     "best_pred_true_rank",
     "best_pred_true_acc",
 )
-GROUP = ("space", "dataset", "predictor", "model", "loss", "train_size", "subset")
+GROUP = (
+    "space",
+    "dataset",
+    "proxy_dataset",
+    "predictor",
+    "model",
+    "loss",
+    "train_size",
+    "subset",
+)
 
 
 def collect_metrics(files: list[str | Path]) -> pl.DataFrame:
@@ -129,6 +138,25 @@ def loss_rows(metrics: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def kendall_by_size(table: pl.DataFrame, subset: str = "networks") -> pl.DataFrame:
+    """Kendall tau 'mean ± std' over seeds, one row per (space, target, predictor), one column
+    per training size (ascending): the layout of the published NB201 tables."""
+    rows = (
+        table.filter(pl.col("subset") == subset)
+        .sort("train_size")
+        .with_columns(
+            pl.format(
+                "{} ± {}",
+                pl.col("kendall_mean").round(3),
+                pl.col("kendall_std").round(3).fill_null(0),
+            ).alias("kendall"),
+            pl.col("train_size").cast(pl.String).alias("labels"),
+        )
+    )
+    index = ["space", "dataset", "proxy_dataset", "predictor"]
+    return rows.pivot("labels", index=index, values="kendall").sort(index)
+
+
 def compact_table(table: pl.DataFrame, subset: str = "networks") -> pl.DataFrame:
     """The headline columns as 'mean ± std' strings, for Markdown."""
 
@@ -140,6 +168,7 @@ def compact_table(table: pl.DataFrame, subset: str = "networks") -> pl.DataFrame
     return table.filter(pl.col("subset") == subset).select(
         "space",
         "dataset",
+        "proxy_dataset",
         "predictor",
         "loss",
         "train_size",

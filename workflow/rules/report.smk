@@ -46,6 +46,11 @@ rule correlation_tables:
             category="Predictors",
             caption="../report/kendall_vs_size.rst",
         ),
+        by_size=report(
+            LAYOUT.pattern("kendall_by_size_md"),
+            category="Predictors",
+            caption="../report/kendall_by_size.rst",
+        ),
     log:
         LAYOUT.log("correlation_csv"),
     benchmark:

@@ -14,4 +14,5 @@ stages.correlation_tables(
     out.ablation_csv,
     out.ablation_md,
     out.plot,
+    out.by_size,
 )
