@@ -110,6 +110,21 @@ def test_exhaustive_ranks_the_pool_by_predicted_score(pool, predictor, results):
         assert rank == 1 + (truth["test_acc"] > acc).sum()
 
 
+def test_ucb_ranks_by_mean_plus_kappa_std_of_the_mc_samples(pool, predictor):
+    score, unc = predictor.predict(pool.data)
+    assert unc is not None and np.ptp(unc) > 0
+    n = len(pool)
+    greedy = run_search(pool, "ucb", predictor, top_k=n, params={"kappa": 0.0})
+    exhaustive = run_search(pool, "exhaustive", predictor, top_k=n)
+    assert greedy.top["arch_id"].to_list() == exhaustive.top["arch_id"].to_list()
+    bold = run_search(pool, "ucb", predictor, top_k=n, params={"kappa": 1e6})
+    most_unsure = pool.data.arch_ids[np.argsort(-unc, kind="stable")].tolist()
+    assert bold.top["arch_id"].to_list() == most_unsure
+    np.testing.assert_allclose(  # the reported score stays the predicted mean
+        bold.top["score"].to_numpy(), score[np.argsort(-unc, kind="stable")]
+    )
+
+
 def test_evolution_is_reproducible_and_respects_the_budget(pool, predictor):
     counted = CountingPredictor(predictor)
     params = {"population": 3, "sample_size": 2}

@@ -130,6 +130,33 @@ def exhaustive(
     return scorer.outcome(queries=len(pool))
 
 
+@strategy("ucb", needs_predictor=True)
+def upper_confidence(
+    pool: SearchPool,
+    predictor: Predictor,
+    rng: np.random.Generator,
+    budget: int,
+    kappa: float = 1.0,
+) -> Outcome:
+    """Score the whole pool and rank by mean + kappa * std of the predictor's MC samples (an
+    optimistic pick among candidates it is unsure of); without an uncertainty it is exhaustive.
+    The reported score stays the predicted mean."""
+    scorer = _Scorer(pool, predictor)
+    scorer(range(len(pool)))
+    outcome = scorer.outcome(queries=len(pool))
+    bonus = np.nan_to_num(outcome.uncertainty, nan=0.0)
+    order = _order(outcome.score + kappa * bonus)
+    return Outcome(
+        ranked=outcome.ranked[order],
+        score=outcome.score[order],
+        uncertainty=outcome.uncertainty[order],
+        featurised=outcome.featurised,
+        labelled=outcome.labelled,
+        proxies=outcome.proxies,
+        queries=outcome.queries,
+    )
+
+
 @strategy("evolution", needs_predictor=True)
 def evolution(
     pool: SearchPool,
