@@ -158,3 +158,10 @@ def test_read_nds_json(tmp_path: Path) -> None:
     path.write_text(json.dumps(records))
     with pytest.raises(InvalidArchError, match="record 1: .*'sep_conv_7x7'"):
         read_nds_json(path)
+
+
+def test_every_darts_genotype_is_its_own_network():
+    space = NB301()
+    archs = space.archs()
+    assert (archs["arch_id"] == archs["network_id"]).all()
+    assert len(space.networks()) == archs.height == 500

@@ -182,3 +182,11 @@ def test_build_forward_backward_on_shipped_archs() -> None:
         logits = model(torch.randn(2, 3, 32, 32))
         assert logits.shape == (2, 10)
         logits.sum().backward()
+
+
+def test_every_nb101_cell_is_its_own_network():
+    """NB101 encodings are pruned cells already: canonicalisation changes nothing."""
+    space = NB101()
+    archs = space.archs()
+    assert (archs["arch_id"] == archs["network_id"]).all()
+    assert len(space.networks()) == archs.height == 500

@@ -61,16 +61,23 @@ _ARCHS_CACHE: dict[str, pl.DataFrame] = {}
 def _archs(space: SearchSpace) -> pl.DataFrame:
     if space.name not in _ARCHS_CACHE:
         table = space.accuracy_table().select("arch_id", "arch").unique("arch_id").sort("arch_id")
-        ids = dict(zip(table["arch"].to_list(), table["arch_id"].to_list(), strict=True))
-        canonical = [space.canonical(a) for a in table["arch"].to_list()]
-        missing = [c for c in canonical if c not in ids]
-        if missing:
-            raise InvalidArchError(
-                f"{space.name}: canonical form {missing[0]!r} has no arch_id of its own "
-                f"({len(missing)} archs affected)"
-            )
+        first_id: dict[str, int] = {}
+        for arch_id, arch in table.iter_rows():
+            first_id.setdefault(arch, arch_id)
+        network_ids = []
+        for arch_id, arch in table.iter_rows():
+            canonical = space.canonical(arch)
+            if canonical == arch:  # its own network, even where the table lists it twice
+                network_ids.append(arch_id)
+            elif canonical in first_id:
+                network_ids.append(first_id[canonical])
+            else:
+                raise InvalidArchError(
+                    f"{space.name}: canonical form {canonical!r} of arch {arch_id} has no "
+                    "arch_id of its own"
+                )
         _ARCHS_CACHE[space.name] = table.with_columns(
-            pl.Series("network_id", [ids[c] for c in canonical], dtype=pl.Int32)
+            pl.Series("network_id", network_ids, dtype=pl.Int32)
         )
     return _ARCHS_CACHE[space.name]
 
