@@ -196,4 +196,4 @@ def test_kendall_by_size_has_one_column_per_training_size_in_ascending_order():
     seeds = metrics.filter((pl.col("predictor") == "mabn") & (pl.col("subset") == "networks"))
     mean = seeds.filter(pl.col("train_size") == 78)["kendall"].mean()
     std = seeds.filter(pl.col("train_size") == 78)["kendall"].std()
-    assert mabn["78"] == f"{round(mean, 3)} ± {round(std, 3)}"
+    assert mabn["78"] == f"{mean:.3f} ± {std:.3f}"

@@ -337,7 +337,7 @@ def test_plan_lists_searches_of_the_test_config():
         ("best_proxy", None, None),
     }
     assert plan.search_path(runs[0]).startswith("results/test/search/space=nb201/dataset=cifar10/")
-    assert set(plan.strategy_pattern(True).split("|")) == {"exhaustive", "evolution"}
+    assert set(plan.strategy_pattern(True).split("|")) == {"exhaustive", "ucb", "evolution"}
     assert set(STRATEGIES) == {"exhaustive", "evolution", "random", "best_proxy"}
     config = load("config/test.yaml")
     config["search"]["predictors"] = ["nope"]

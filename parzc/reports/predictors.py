@@ -145,11 +145,12 @@ def kendall_by_size(table: pl.DataFrame, subset: str = "networks") -> pl.DataFra
         table.filter(pl.col("subset") == subset)
         .sort("train_size")
         .with_columns(
-            pl.format(
-                "{} ± {}",
-                pl.col("kendall_mean").round(3),
-                pl.col("kendall_std").round(3).fill_null(0),
-            ).alias("kendall"),
+            pl.struct("kendall_mean", "kendall_std")
+            .map_elements(
+                lambda r: f"{r['kendall_mean']:.3f} ± {r['kendall_std'] or 0.0:.3f}",
+                return_dtype=pl.String,
+            )
+            .alias("kendall"),
             pl.col("train_size").cast(pl.String).alias("labels"),
         )
     )
