@@ -338,7 +338,7 @@ def test_plan_lists_searches_of_the_test_config():
     }
     assert plan.search_path(runs[0]).startswith("results/test/search/space=nb201/dataset=cifar10/")
     assert set(plan.strategy_pattern(True).split("|")) == {"exhaustive", "ucb", "evolution"}
-    assert set(STRATEGIES) == {"exhaustive", "evolution", "random", "best_proxy"}
+    assert set(STRATEGIES) == {"exhaustive", "ucb", "evolution", "random", "best_proxy"}
     config = load("config/test.yaml")
     config["search"]["predictors"] = ["nope"]
     with pytest.raises(ValueError, match=r"search.predictors \['nope'\]"):
