@@ -127,9 +127,6 @@ class SearchSpace(ABC):
         """
         return arch
 
-    def num_archs(self) -> int:
-        return self.accuracy_table()["arch_id"].n_unique()
-
     def archs(self) -> pl.DataFrame:
         """arch_id, arch encoding and network_id of every architecture with ground truth, sorted
         by arch_id. `network_id` is the arch_id of the canonical encoding of the same network:
