@@ -64,8 +64,7 @@ class Layout:
     def path(self, kind: str, **fields: Any) -> str:
         """The path of one output, e.g. path("split", space="nb201", dataset="cifar10",
         size=78, seed=0)."""
-        values = {k: _FORMATS.get(k, "{}").format(v) for k, v in fields.items()}
-        return str(self._root() / TEMPLATES[kind].format(**values))
+        return str(self._root() / TEMPLATES[kind].format(**_spelled(fields)))
 
     def pattern(self, kind: str) -> str:
         """The Snakemake output pattern of `kind` (its fields as wildcards)."""
@@ -81,7 +80,7 @@ class Layout:
         template = str(self._root() / "benchmarks" / _stem(TEMPLATES[kind])) + ".tsv"
         if not fields:
             return template
-        return template.format(**{k: _FORMATS.get(k, "{}").format(v) for k, v in fields.items()})
+        return template.format(**_spelled(fields))
 
     def glob(self, kind: str, any_name: bool = False) -> str:
         """A glob (relative to the results folder) matching every output of `kind`; with
@@ -96,6 +95,11 @@ class Layout:
         """The fields of a path of `kind` (None when it is not one)."""
         match = template_regex(kind).search(Path(path).as_posix())
         return match.groupdict() if match else None
+
+
+def _spelled(fields: dict[str, Any]) -> dict[str, str]:
+    """Field values as they are spelled in paths (ranges zero-padded)."""
+    return {k: _FORMATS.get(k, "{}").format(v) for k, v in fields.items()}
 
 
 def _stem(template: str) -> str:
