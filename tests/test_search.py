@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import shutil
 
 import numpy as np
@@ -15,6 +16,7 @@ from snakemake.benchmark import benchmarked, write_benchmark_records
 from parzc.cli import main
 from parzc.config import load
 from parzc.dag import Plan
+from parzc.io import read_metadata
 from parzc.layout import Layout
 from parzc.predictors import Predictor, create_predictor
 from parzc.reports.search import plot_search, search_markdown, search_table, summary_rows
@@ -356,3 +358,19 @@ def test_search_train_size_picks_the_predictor_and_must_be_a_train_size():
     config["search"]["train_size"] = 5
     with pytest.raises(ValueError, match="search.train_size 5 is not a train size of nb201"):
         Plan(config).search_runs()
+
+
+def test_a_model_trained_outside_snakemake_is_costed_from_its_own_fit_report(results, tmp_path):
+    """`parzc train` writes no Snakemake benchmark: the search costs the training with the fit
+    and prediction seconds its predictions file records, and leaves its CPU time unknown."""
+    root, run = results
+    copy = tmp_path / "results"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("benchmarks"))
+    moved = TrainingRun.locate(Layout(copy), "nb201", "cifar10", "mabn", 4, 0)
+    assert not moved.benchmark.exists()
+    training = load_training(moved)
+    report = json.loads(read_metadata(moved.predictions)["fit_report"])
+    assert training.seconds == pytest.approx(report["fit_seconds"] + report["predict_seconds"])
+    assert np.isnan(training.cpu_time_s)
+    result, cost = search_job(Store(copy), "nb201", "cifar10", "exhaustive", run=moved)
+    assert cost.train_s == pytest.approx(training.seconds)

@@ -104,16 +104,23 @@ class Training:
 
 
 def load_training(run: TrainingRun) -> Training:
-    for path in (run.benchmark, run.predictions, run.split):
+    """What the run's training cost: the train job's Snakemake benchmark (wall and CPU seconds
+    of the whole job), or, for a model trained outside Snakemake (`parzc train`), the fit and
+    prediction seconds its predictions file records (CPU time then unknown)."""
+    for path in (run.predictions, run.split):
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path} (written by the train_predictor job) does not exist")
-    bench = read_benchmark(run.benchmark)
     meta = read_metadata(run.predictions)
+    report = json.loads(meta["fit_report"])
+    if Path(run.benchmark).is_file():
+        bench = read_benchmark(run.benchmark)
+    else:
+        bench = Benchmark(report["fit_seconds"] + report["predict_seconds"], float("nan"))
     train_ids, _ = load_split(run.split)
     return Training(
         seconds=bench.seconds,
         cpu_time_s=bench.cpu_time_s,
-        device=json.loads(meta["fit_report"])["device"],
+        device=report["device"],
         arch_ids=train_ids,
         features=meta["features"].split(","),
     )
