@@ -263,7 +263,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     from parzc.layout import Layout
     from parzc.search.costs import TrainingRun
-    from parzc.search.run import search_job
+    from parzc.search.run import save_search, search_job
     from parzc.store import Store
 
     params = {}
@@ -291,6 +291,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=200):
         print(result.top)
     print(f"{result.strategy} over {result.pool_size} candidates: {cost.describe()}")
+    if args.out:
+        save_search(args.out, result, cost, run)
+        print(f"saved to {args.out}")
     return 0
 
 
@@ -367,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="strategy parameter, e.g. population=20 or proxy=net:nwot (repeatable)",
+    )
+    p.add_argument(
+        "--out", help="also save the top-k table and its costs here (the search rule's format)"
     )
     p.set_defaults(func=_cmd_search)
 

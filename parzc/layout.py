@@ -25,6 +25,8 @@ TEMPLATES: dict[str, str] = {
     "matrix": "matrices/space={space}/dataset={dataset}/matrix.npz",
     "split": "splits/space={space}/dataset={dataset}/n{size}_seed{seed}.parquet",
     "model": "models/space={space}/dataset={dataset}/predictor={predictor}/n{size}_seed{seed}.pkl",
+    # pretrained weights of predictors that pretrain on the store (dataset: the proxies')
+    "pretrained": "models/pretrained/space={space}/dataset={dataset}/{key}.pt",
     "predictions": "predictions/space={space}/dataset={dataset}/predictor={predictor}/"
     "n{size}_seed{seed}.parquet",
     "metrics": "metrics/space={space}/dataset={dataset}/predictor={predictor}/"
@@ -57,6 +59,12 @@ class Layout:
     """The paths of one results folder."""
 
     results: str | Path = "results"
+
+    @classmethod
+    def of(cls, kind: str, path: str | Path) -> Layout:
+        """The layout whose `kind` output `path` is."""
+        depth = len(PurePosixPath(TEMPLATES[kind]).parts)
+        return cls(Path(path).parents[depth - 1])
 
     def _root(self) -> PurePosixPath:
         return PurePosixPath(Path(self.results).as_posix())

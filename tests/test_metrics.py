@@ -98,3 +98,20 @@ def test_nan_predictions_raise():
 def test_shape_mismatch_raises():
     with pytest.raises(ValueError, match="equal length"):
         rank_metrics(np.arange(3.0), np.arange(4.0))
+
+
+def test_uncertainty_metric_ranks_errors():
+    import polars as pl
+
+    from parzc.evaluation.predictions import uncertainty_metrics
+
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=200)
+    score = target + rng.normal(size=200)
+    error = np.abs((score - score.mean()) / score.std() - (target - target.mean()) / target.std())
+    frame = pl.DataFrame({"score": score, "target": target, "uncertainty": error})
+    assert uncertainty_metrics(frame)["uncertainty_error_spearman"] == pytest.approx(1.0)
+    frame = frame.with_columns(uncertainty=-pl.col("uncertainty"))
+    assert uncertainty_metrics(frame)["uncertainty_error_spearman"] == pytest.approx(-1.0)
+    none = frame.with_columns(uncertainty=pl.lit(float("nan")))
+    assert np.isnan(uncertainty_metrics(none)["uncertainty_error_spearman"])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from scipy.stats import spearmanr
 
 from parzc.evaluation.metrics import rank_metrics
 
@@ -37,9 +38,28 @@ def evaluate_predictions(predictions: str | Path | pl.DataFrame) -> pl.DataFrame
                 "subset": subset,
                 "n_eval": len(part),
                 **metrics,
-                "mean_uncertainty": float(np.nanmean(part["uncertainty"].to_numpy()))
-                if part["uncertainty"].is_not_nan().any()
-                else float("nan"),
+                **uncertainty_metrics(part),
             }
         )
     return pl.DataFrame(rows)
+
+
+def uncertainty_metrics(part: pl.DataFrame) -> dict[str, float]:
+    """The mean uncertainty, and whether it ranks the predictor's own errors: the Spearman
+    correlation of the uncertainty with |z(score) - z(target)| (NaN without uncertainties)."""
+    uncertainty = part["uncertainty"].to_numpy()
+    if not np.isfinite(uncertainty).any():
+        return {"mean_uncertainty": float("nan"), "uncertainty_error_spearman": float("nan")}
+    score, target = part["score"].to_numpy(), part["target"].to_numpy()
+    error = np.abs(_standardised(score) - _standardised(target))
+    keep = np.isfinite(uncertainty)
+    rho = spearmanr(uncertainty[keep], error[keep])[0] if keep.sum() > 2 else float("nan")
+    return {
+        "mean_uncertainty": float(np.nanmean(uncertainty)),
+        "uncertainty_error_spearman": float(rho),
+    }
+
+
+def _standardised(values: np.ndarray) -> np.ndarray:
+    std = values.std()
+    return (values - values.mean()) / (std if std > 0 else 1.0)

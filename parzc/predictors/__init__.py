@@ -4,7 +4,7 @@ Modules: `mabn` (ParZC's MABN), `mlp`, `trees` (gradient-boosted trees), `traini
 proxy, ParZC-dagger); `torch_base` holds the torch predictors' base class and training loop.
 """
 
-from parzc.predictors import mabn, mlp, training_free, trees
+from parzc.predictors import fusion, mabn, mlp, training_free, trees
 from parzc.predictors.base import (
     PREDICTORS,
     NotFittedError,
@@ -21,6 +21,7 @@ __all__ = [
     "Predictor",
     "TrainingDiverged",
     "create_predictor",
+    "fusion",
     "mabn",
     "make_loss",
     "mlp",

@@ -38,8 +38,14 @@ class Predictor(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def fit(self, train: FeatureMatrix, seed: int) -> dict[str, Any]:
-        """Train on `train.val_acc`; returns a report (epochs, final loss, seconds, ...)."""
+    def fit(
+        self, train: FeatureMatrix, seed: int, pool: FeatureMatrix | None = None
+    ) -> dict[str, Any]:
+        """Train on `train.val_acc`; returns a report (epochs, final loss, seconds, ...).
+
+        `pool` is every architecture the predictor will be asked about, without labels
+        (`FeatureMatrix.unlabelled`); predictors that learn from unlabelled features use it.
+        """
 
     @abstractmethod
     def predict(self, data: FeatureMatrix) -> tuple[np.ndarray, np.ndarray | None]:

@@ -145,12 +145,16 @@ class MABN(nn.Module):
         self.norm = nn.LayerNorm(hidden_dim)
         self.head = BayesianLinear(hidden_dim, 1, prior_sigma)
 
-    def forward(self, x: Tensor, onehot: Tensor | None = None) -> Tensor:
+    def embed(self, x: Tensor, onehot: Tensor | None = None) -> Tensor:
+        """The pooled token features (batch, hidden_dim) the head scores."""
         emb = self.input_proj(x)
         if self.onehot_proj is not None:
             emb = emb + self.onehot_proj(onehot)
         tokens = self.patch_embed(emb.view(-1, self.num_tokens, self.patch_size))
-        return self.head(self.norm(self.blocks(tokens)).mean(dim=1)).squeeze(-1)
+        return self.norm(self.blocks(tokens)).mean(dim=1)
+
+    def forward(self, x: Tensor, onehot: Tensor | None = None) -> Tensor:
+        return self.head(self.embed(x, onehot)).squeeze(-1)
 
     def kl(self) -> Tensor:
         """KL term of all Bayesian layers."""

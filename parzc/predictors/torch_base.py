@@ -213,7 +213,9 @@ class TorchPredictor(Predictor):
                 )
         return [torch.from_numpy(a).to(device) for a in arrays]
 
-    def fit(self, train: FeatureMatrix, seed: int) -> dict[str, Any]:
+    def fit(
+        self, train: FeatureMatrix, seed: int, pool: FeatureMatrix | None = None
+    ) -> dict[str, Any]:
         device = resolve_device(self.device)
         target = np.asarray(train.val_acc, dtype=np.float64)
         if not np.isfinite(target).all():

@@ -15,7 +15,9 @@ from parzc.store.matrix import FeatureMatrix
 class _TrainingFree(Predictor):
     """A score computed directly from the features: fit only checks the inputs."""
 
-    def fit(self, train: FeatureMatrix, seed: int) -> dict[str, Any]:
+    def fit(
+        self, train: FeatureMatrix, seed: int, pool: FeatureMatrix | None = None
+    ) -> dict[str, Any]:
         self._check(train)
         return {"epochs": 0, "final_loss": None, "seconds": 0.0, "n_train": len(train)}
 

@@ -43,7 +43,9 @@ class GBDTPredictor(Predictor):
             x = np.concatenate([x, np.asarray(data.onehot, dtype=np.float64)], axis=1)
         return x
 
-    def fit(self, train: FeatureMatrix, seed: int) -> dict[str, Any]:
+    def fit(
+        self, train: FeatureMatrix, seed: int, pool: FeatureMatrix | None = None
+    ) -> dict[str, Any]:
         t0 = time.perf_counter()
         model = HistGradientBoostingRegressor(
             max_iter=self.max_iter,

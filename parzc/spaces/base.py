@@ -13,6 +13,8 @@ import polars as pl
 if TYPE_CHECKING:
     from torch import nn
 
+    from parzc.spaces.graph import CellGraph
+
 
 class InvalidArchError(ValueError):
     """An architecture encoding that does not decode to a valid member of its space."""
@@ -90,6 +92,10 @@ class SearchSpace(ABC):
     max_layers: ClassVar[int]  # most Conv2d/Linear layers any member network has
     # dataset whose proxies feed every target by default (None: each target's own)
     proxy_dataset: ClassVar[str | None] = None
+    # cell graphs (`cell_graph`): operation vocabulary (index 0 = padding) and nodes per graph;
+    # a space without cells (AutoFormer) keeps 0 nodes
+    graph_vocabulary: ClassVar[tuple[str, ...]] = ()
+    graph_nodes: ClassVar[int] = 0
 
     def dataset(self, name: str) -> DatasetInfo:
         try:
@@ -118,6 +124,10 @@ class SearchSpace(ABC):
     @abstractmethod
     def onehot(self, arch: str) -> np.ndarray:
         """Fixed-length float32 encoding of the architecture's operations."""
+
+    def cell_graph(self, arch: str) -> CellGraph:
+        """The architecture's cells as one node-labelled DAG (`parzc.spaces.graph`)."""
+        raise NotImplementedError(f"space {self.name!r} has no cell graph")
 
     def canonical(self, arch: str) -> str:
         """The encoding of the network `arch` computes, shared by every equivalent encoding.

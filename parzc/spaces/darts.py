@@ -31,6 +31,7 @@ from parzc.spaces.base import (
     SearchSpace,
     single_accuracy_table,
 )
+from parzc.spaces.graph import PAD, CellGraph, make_graph
 
 if TYPE_CHECKING:
     from torch import nn
@@ -54,6 +55,15 @@ NB301_CHANNELS = 32
 NB301_LAYERS = 8
 
 Cell = tuple[tuple[str, int], ...]
+# cell graph: per cell type 2 inputs, EDGES operations, STEPS sums and the concatenated output
+CELL_NODES = 2 + EDGES + STEPS + 1
+GRAPH_VOCABULARY = (
+    PAD,
+    "input",
+    "sum",
+    "output",
+    *(f"{kind}:{op}" for kind in CELL_TYPES for op in OPS),
+)
 
 
 @dataclass(frozen=True)
@@ -150,6 +160,27 @@ def onehot(genotype: Genotype) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def cell_graph(genotype: Genotype) -> CellGraph:
+    """The normal then the reduction cell, each: inputs c_{k-2}, c_{k-1}, one node per edge
+    operation, one sum node per intermediate state, and the output concatenating `concat`."""
+    labels: list[str] = []
+    links: list[tuple[int, int]] = []
+    for kind, edges, concat in (
+        ("normal", genotype.normal, genotype.normal_concat),
+        ("reduce", genotype.reduce, genotype.reduce_concat),
+    ):
+        base = len(labels)
+        first_sum, output = base + 2 + EDGES, base + CELL_NODES - 1
+        labels += ["input", "input", *(f"{kind}:{op}" for op, _ in edges)]
+        labels += ["sum"] * STEPS + ["output"]
+        for e, (_, src) in enumerate(edges):
+            node = base + 2 + e
+            links.append((base + src if src < 2 else first_sum + src - 2, node))
+            links.append((node, first_sum + e // 2))
+        links += [(first_sum + c - 2, output) for c in concat]
+    return make_graph(labels, links, GRAPH_VOCABULARY, 2 * CELL_NODES)
+
+
 @SPACES.register("nb301")
 class NB301(SearchSpace):
     """500 DARTS genotypes (NASLib sample) with NAS-Bench-301 CIFAR-10 validation accuracy.
@@ -167,6 +198,8 @@ class NB301(SearchSpace):
     # 2 preprocess convs) + 1 extra conv in each FactorizedReduce preprocess after the 2
     # reductions + classifier.
     max_layers = 1 + NB301_LAYERS * (EDGES * 4 + 2) + 2 + 1
+    graph_vocabulary = GRAPH_VOCABULARY
+    graph_nodes = 2 * CELL_NODES
 
     def accuracy_table(self) -> pl.DataFrame:
         return _accuracy_table()
@@ -182,6 +215,9 @@ class NB301(SearchSpace):
 
     def onehot(self, arch: str) -> np.ndarray:
         return onehot(parse_arch(arch))
+
+    def cell_graph(self, arch: str) -> CellGraph:
+        return cell_graph(parse_arch(arch))
 
 
 @cache

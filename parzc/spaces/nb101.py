@@ -26,6 +26,7 @@ import polars as pl
 from parzc.resources import resource
 from parzc.spaces import SPACES
 from parzc.spaces.base import DatasetInfo, InvalidArchError, SearchSpace, single_accuracy_table
+from parzc.spaces.graph import PAD, CellGraph, make_graph
 
 if TYPE_CHECKING:
     from torch import nn
@@ -34,6 +35,7 @@ INPUT, OUTPUT = "input", "output"
 CONV1X1, CONV3X3, MAXPOOL3X3 = "conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3"
 OPS = (CONV1X1, CONV3X3, MAXPOOL3X3)
 MAX_VERTICES = 7
+GRAPH_VOCABULARY = (PAD, INPUT, OUTPUT, *OPS)
 MAX_EDGES = 9
 STEM_CHANNELS = 128
 NUM_STACKS = 3
@@ -177,6 +179,8 @@ class NB101(SearchSpace):
     # Conv2d layers, and each counts against its own edge of the <= 9 allowed, so <= 9 per cell.
     # stem + 9 cells x 9 + classifier.
     max_layers = 1 + NUM_STACKS * CELLS_PER_STACK * MAX_EDGES + 1
+    graph_vocabulary = GRAPH_VOCABULARY
+    graph_nodes = MAX_VERTICES
 
     def accuracy_table(self) -> pl.DataFrame:
         return _accuracy_table()
@@ -191,6 +195,12 @@ class NB101(SearchSpace):
 
     def onehot(self, arch: str) -> np.ndarray:
         return onehot(parse_arch(arch))
+
+    def cell_graph(self, arch: str) -> CellGraph:
+        spec = parse_arch(arch)
+        n = spec.num_vertices
+        links = [(i, j) for i in range(n) for j in range(n) if spec.edge(i, j)]
+        return make_graph(spec.ops, links, GRAPH_VOCABULARY, MAX_VERTICES)
 
 
 @cache

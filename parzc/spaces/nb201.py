@@ -18,12 +18,14 @@ import polars as pl
 from parzc.resources import resource
 from parzc.spaces import SPACES
 from parzc.spaces.base import ACCURACY_COLUMNS, DatasetInfo, InvalidArchError, SearchSpace
+from parzc.spaces.graph import PAD, CellGraph, make_graph
 
 if TYPE_CHECKING:
     from torch import nn
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NUM_EDGES = 6
+GRAPH_VOCABULARY = (PAD, "input", "output", *OPS)
 _EDGE = re.compile(r"^([a-z0-9_]+)~(\d+)$")
 _SUBSTITUTE = "CIFAR-10 images (true images not shipped)"
 
@@ -84,6 +86,25 @@ def canonical_genotype(genotype: Genotype) -> Genotype:
     )
 
 
+def cell_graph(genotype: Genotype) -> CellGraph:
+    """Input node, one node per edge operation (in arch-string order), output node.
+
+    Operation node (j -> i) reads the input (j = 0) or every operation into node j, and feeds
+    the output (i = 3) or every operation out of node i; `none` operations have no links.
+    """
+    edges = [(j, i, op) for i, group in enumerate(genotype, start=1) for op, j in group]
+    output = len(edges) + 1
+    links = []
+    for k, (j, i, op) in enumerate(edges, start=1):
+        if op == "none":
+            continue
+        links += [(0, k)] if j == 0 else [(m, k) for m, e in enumerate(edges, 1) if e[1] == j]
+        links += [(k, output)] if i == 3 else []
+    links = [(a, b) for a, b in links if a == 0 or edges[a - 1][2] != "none"]
+    labels = ["input", *(op for _, _, op in edges), "output"]
+    return make_graph(labels, links, GRAPH_VOCABULARY, NUM_EDGES + 2)
+
+
 def format_arch(genotype: Genotype) -> str:
     return "+".join("|" + "|".join(f"{op}~{j}" for op, j in group) + "|" for group in genotype)
 
@@ -109,6 +130,8 @@ class NB201(SearchSpace):
     max_layers = 1 + 15 * NUM_EDGES + 2 * 3 + 1
     # Only CIFAR-10 images ship; ParZC scores all three targets with CIFAR-10 proxies too.
     proxy_dataset = "cifar10"
+    graph_vocabulary = GRAPH_VOCABULARY
+    graph_nodes = NUM_EDGES + 2
     _columns = {"cifar10": "c10", "cifar100": "c100", "imagenet16-120": "in16"}
 
     def accuracy_table(self) -> pl.DataFrame:
@@ -127,6 +150,9 @@ class NB201(SearchSpace):
         out = np.zeros((NUM_EDGES, len(OPS)), dtype=np.float32)
         out[np.arange(NUM_EDGES), [OPS.index(op) for op in ops]] = 1.0
         return out.ravel()
+
+    def cell_graph(self, arch: str) -> CellGraph:
+        return cell_graph(parse_arch(arch))
 
     def canonical(self, arch: str) -> str:
         return canonical_arch(arch)

@@ -219,7 +219,7 @@ class Store:
             )
         _check_duplicates(con, params)
         long = con.sql(
-            "SELECT arch_id, proxy, layer, value FROM features "
+            "SELECT arch_id, proxy, layer, layer_name, value FROM features "
             "WHERE space = $space AND dataset = $dataset",
             params=params,
         ).pl()
@@ -256,6 +256,7 @@ class Store:
             raise StoreError(f"arch_ids not in {space}: {unknown[:5]}")
         # Features are read once per network; every arch takes its network's row.
         nets, row_of = np.unique(archs["network_id"].to_numpy(), return_inverse=True)
+        canonical = dict(space_obj.archs().select("arch_id", "arch").iter_rows())
         layer_proxies = sorted(long["proxy"].unique().to_list())
         layerwise_raw, present = _pivot_layers(
             long, nets, list(proxies), space_obj.max_layers, space, dataset
@@ -266,6 +267,10 @@ class Store:
         )
         sums = np.where(every_present, every_layer, 0.0).sum(axis=2)  # a NaN layer stays NaN
         sums[~every_present.any(axis=2)] = np.nan  # a proxy absent for an arch is NaN, not 0
+        slot_names, slots = _pivot_slots(long, nets, layer_proxies)
+        graphs = (
+            [space_obj.cell_graph(canonical[int(n)]) for n in nets] if space_obj.graph_nodes else []
+        )
         net_names = sorted(net["proxy"].unique().to_list())
         net_values = _pivot_scalars(net, nets, net_names)
         truth = pl.from_arrow(self.accuracy).filter(
@@ -278,7 +283,6 @@ class Store:
             raise StoreError(
                 f"{truth['val_acc'].null_count()} arch_ids of {space}/{target} have no ground truth"
             )
-        canonical = dict(space_obj.archs().select("arch_id", "arch").iter_rows())
         codes = (
             np.stack([space_obj.onehot(canonical[int(n)]) for n in nets])[row_of]
             if onehot
@@ -298,6 +302,12 @@ class Store:
             onehot=codes,
             val_acc=truth["val_acc"].to_numpy(),
             test_acc=truth["test_acc"].to_numpy(),
+            slot_proxies=layer_proxies,
+            slot_names=slot_names,
+            slots=slots[row_of],
+            graph_vocabulary=list(space_obj.graph_vocabulary),
+            graph_ops=np.stack([g.ops for g in graphs])[row_of] if graphs else None,
+            graph_adjacency=np.stack([g.adjacency for g in graphs])[row_of] if graphs else None,
         )
 
 
@@ -370,6 +380,33 @@ def _pivot_layers(
     out[index] = sel["value"].to_numpy()
     present[index] = True
     return out, present
+
+
+def _pivot_slots(
+    long: pl.DataFrame, ids: np.ndarray, proxies: list[str]
+) -> tuple[list[str], np.ndarray]:
+    """Layer values aligned by role: (slot names, float64 (n_archs, n_proxies, n_slots)).
+
+    A slot is a `layer_name` (e.g. NB201's `cells.3.edges.4.1`: cell 3, edge 4, whatever its
+    position among the arch's layers); slots are ordered by their mean relative depth (layer
+    index / last layer index of the arch) over the store, which puts the stem first and the
+    classifier last; a slot the arch lacks is NaN.
+    """
+    named = long.with_columns(pl.col("layer_name").cast(pl.String), pl.col("proxy").cast(pl.String))
+    depth = pl.col("layer") / pl.col("layer").max().over("arch_id", "proxy").clip(lower_bound=1)
+    order = (
+        named.group_by("layer_name").agg(depth.mean().alias("depth")).sort("depth", "layer_name")
+    )
+    names = order["layer_name"].to_list()
+    out = np.full((len(ids), len(proxies), len(names)), np.nan)  # synflow exceeds float32
+    pos = pl.DataFrame({"arch_id": ids, "row": np.arange(len(ids))})
+    sel = named.filter(pl.col("proxy").is_in(proxies)).join(pos, on="arch_id", how="inner")
+    out[
+        sel["row"].to_numpy(),
+        sel["proxy"].replace_strict({p: i for i, p in enumerate(proxies)}).to_numpy(),
+        sel["layer_name"].replace_strict({n: i for i, n in enumerate(names)}).to_numpy(),
+    ] = sel["value"].to_numpy()
+    return names, out
 
 
 def _pivot_scalars(net: pl.DataFrame, ids: np.ndarray, names: list[str]) -> np.ndarray:

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from parzc.io import write_atomic
 
-MATRIX_FORMAT = 1
-_TEXT = ("space", "dataset", "target", "proxies", "aggregate_names")
+MATRIX_FORMAT = 2  # 2: aligned layer slots and cell graphs
+_TEXT = (
+    "space",
+    "dataset",
+    "target",
+    "proxies",
+    "aggregate_names",
+    "slot_proxies",
+    "slot_names",
+    "graph_vocabulary",
+)
 
 
 @dataclass
@@ -27,6 +36,12 @@ class FeatureMatrix:
     onehot: float32 (n, d) operation encoding, or None when not requested.
     network_ids: int32 (n,), the arch_id of each arch's canonical network (NB201: one of the
         9,445 Suite-Zero networks; other spaces: the arch itself).
+    slots: float64 (n, len(slot_proxies), len(slot_names)) raw per-layer values of every
+        stored layer proxy, aligned by role: slot s is the layer named slot_names[s] in every
+        arch (NaN where the arch has no such layer or the value failed); None if not assembled.
+    graph_ops, graph_adjacency: each arch's cell graph (`parzc.spaces.graph`): int16 (n, nodes)
+        indices into graph_vocabulary and uint8 (n, nodes, nodes) links; None for spaces
+        without cells.
     """
 
     space: str
@@ -42,6 +57,12 @@ class FeatureMatrix:
     onehot: np.ndarray | None
     val_acc: np.ndarray
     test_acc: np.ndarray
+    slot_proxies: list[str] = field(default_factory=list)
+    slot_names: list[str] = field(default_factory=list)
+    slots: np.ndarray | None = None
+    graph_vocabulary: list[str] = field(default_factory=list)
+    graph_ops: np.ndarray | None = None
+    graph_adjacency: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.arch_ids)
@@ -73,23 +94,22 @@ class FeatureMatrix:
                 )
             arrays = {name: z[name] for name in z.files if name != "header"}
         header.pop("format")
-        return cls(**header, **{"onehot": None, **arrays})
+        return cls(**header, **arrays)
 
     def subset(self, mask_or_index: np.ndarray) -> FeatureMatrix:
         """Rows selected by a boolean mask or an index array, in that order."""
         sel = np.asarray(mask_or_index)
-        return FeatureMatrix(
-            space=self.space,
-            dataset=self.dataset,
-            target=self.target,
-            arch_ids=self.arch_ids[sel],
-            network_ids=self.network_ids[sel],
-            proxies=list(self.proxies),
-            layerwise=self.layerwise[sel],
-            layerwise_raw=self.layerwise_raw[sel],
-            aggregate_names=list(self.aggregate_names),
-            aggregates=self.aggregates[sel],
-            onehot=None if self.onehot is None else self.onehot[sel],
-            val_acc=self.val_acc[sel],
-            test_acc=self.test_acc[sel],
+        return replace(
+            self,
+            **{
+                f.name: getattr(self, f.name)[sel]
+                for f in fields(self)
+                if f.name not in _TEXT and getattr(self, f.name) is not None
+            },
+        )
+
+    def unlabelled(self) -> FeatureMatrix:
+        """The same architectures with NaN accuracies: features a predictor may pretrain on."""
+        return replace(
+            self, val_acc=np.full(len(self), np.nan), test_acc=np.full(len(self), np.nan)
         )

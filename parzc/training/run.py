@@ -16,6 +16,7 @@ import torch
 import parzc
 from parzc.device import resolve_device
 from parzc.io import write_parquet
+from parzc.layout import Layout
 from parzc.predictors import PREDICTORS, create_predictor
 from parzc.store.matrix import FeatureMatrix
 from parzc.training.splits import load_split
@@ -40,8 +41,10 @@ def train_and_predict(
 
     `data` is the assembled matrix of the pool (`Store.assemble(..., every_cell=True)`), with
     its one-hot codes; predictors use them with `use_onehot: true`. `device` (the config's)
-    applies to torch predictors whose params do not name one. Nothing is written unless fit and
-    prediction succeed; both files are written atomically.
+    applies to torch predictors whose params do not name one. Predictors that pretrain on the
+    unlabelled pool keep their pretrained weights under the results' `models/pretrained`
+    (layout kind "pretrained"), shared by every size and target with the same proxies.
+    Nothing is written unless fit and prediction succeed; both files are written atomically.
     """
     train_ids, test_ids = load_split(split_path)
     train = data.subset(np.flatnonzero(np.isin(data.arch_ids, train_ids)))
@@ -54,9 +57,15 @@ def train_and_predict(
         )
     accepted = {field.name for field in dataclasses.fields(PREDICTORS.get(model))}
     defaults = {"device": device} if "device" in accepted else {}
+    if "pretrain_cache" in accepted:
+        pretrained = Layout.of("model", model_path).path(
+            "pretrained", space=data.space, dataset=data.dataset, key="-"
+        )
+        defaults["pretrain_cache"] = str(Path(pretrained).parent)
     predictor = create_predictor(model, **{**defaults, **params})
     started = time.perf_counter()
-    report = predictor.fit(train, seed=seed)
+    pool = data.subset(data.arch_ids == data.network_ids).unlabelled()
+    report = predictor.fit(train, seed=seed, pool=pool)
     fit_s = time.perf_counter() - started
     started = time.perf_counter()
     score, uncertainty = predictor.predict(test)

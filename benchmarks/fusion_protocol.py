@@ -1,0 +1,76 @@
+"""Fit predictors on an existing full-NB201 run's splits without re-running its DAG.
+
+Loads (or assembles from the run's store) each target's feature matrix once and calls
+`parzc.training.run.train_and_predict` for every (size, seed), exactly as the `train` rule
+does, writing predictions, models and metrics into the run's results layout, so
+`parzc report` and the tables read them with the rest. Used for the fusion predictor's full
+protocol and ablation (docs/results.md), where re-running the DAG would redo every job.
+
+    python benchmarks/fusion_protocol.py RESULTS TARGET LABEL MODEL PARAMS_JSON SIZES SEEDS
+e.g. python benchmarks/fusion_protocol.py results/nb201_full cifar10 fusion fusion '{}' \
+        78,156 0,1,2
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+from parzc import stages
+from parzc.layout import Layout
+from parzc.store import Store
+from parzc.store.matrix import FeatureMatrix
+from parzc.training.run import train_and_predict
+
+
+def main() -> None:
+    results, target, label, model, params, sizes, seeds = sys.argv[1:8]
+    layout = Layout(results)
+    cache = Path(results) / "matrices-v2" / f"{target}.npz"  # the DAG's own may be older
+    if not cache.exists():
+        matrix = Store(results).assemble(
+            "nb201",
+            "cifar10",
+            ["grad_norm", "snip", "synflow"],
+            onehot=True,
+            target=target,
+            every_cell=True,
+        )
+        matrix.save(cache)
+    data = FeatureMatrix.load(cache)
+    for size in map(int, sizes.split(",")):
+        for seed in map(int, seeds.split(",")):
+            keys = {"space": "nb201", "dataset": target, "predictor": label, "size": size}
+            predictions = layout.path("predictions", **keys, seed=seed)
+            if Path(predictions).exists():
+                continue
+            started = time.perf_counter()
+            report = train_and_predict(
+                data,
+                label,
+                model,
+                json.loads(params),
+                layout.path("split", space="nb201", dataset=target, size=size, seed=seed),
+                seed,
+                predictions,
+                layout.path("model", **keys, seed=seed),
+                device="cpu",
+            )
+            stages.evaluate(predictions, layout.path("metrics", **keys, seed=seed))
+            metrics = pl.read_parquet(layout.path("metrics", **keys, seed=seed))
+            kendall = metrics.filter(pl.col("subset") == "networks")["kendall"][0]
+            print(
+                f"{label} {target} n={size} seed={seed} kendall={kendall:.4f} "
+                f"fit={report['fit_seconds']:.1f}s "
+                f"pretrain={report.get('pretrain_seconds', 0):.1f}s "
+                f"wall={time.perf_counter() - started:.1f}s",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

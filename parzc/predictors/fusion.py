@@ -1,0 +1,522 @@
+"""ParZC-F: a parametric proxy over everything the store knows about an architecture.
+
+Three branches, each a registry option (`branches`), embed one view of an architecture:
+- `cell`: its cell graph (operations and DAG links) by a graph transformer whose attention
+  follows the links (`GraphEncoder`, PINAT-style adjacency-masked attention);
+- `slots`: ParZC's MABN over the per-layer statistics of every stored layer proxy, each layer in
+  the slot named by its role (`FeatureMatrix.slots`) rather than its position, as signed-log
+  values z-scored per (proxy, slot) plus a present-mask;
+- `aggregates`: the summed and network-level proxies the trees use, signed-log and z-scored.
+
+Late fusion: the branch embeddings are concatenated and a Bayesian head scores them. ParZC's
+NB201 model adds the mixer's output to the cell transformer's node tokens instead; that needs a
+one-to-one map from layers to graph nodes, which NB101 and DARTS cells lack (a node's operation
+has several layers in every cell of the network), whereas concatenation works in every space
+and lets each branch be ablated alone.
+
+Training has two stages:
+1. `pretrain` (zero label cost): on the unlabelled pool (every extracted architecture), learn
+   the ranking of a proxy ensemble, the mean rank of `pretrain_proxies`;
+2. fine-tune on the labelled architectures with `loss` on `target`-transformed accuracies.
+`members` such models (seeds seed*1000+k) and optionally gradient-boosted trees (`tree_weight`)
+are averaged as scores z-scored over the pool; the uncertainty is the spread of the members' MC
+samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+from torch import Tensor, nn
+
+from parzc.device import resolve_device
+from parzc.io import write_atomic
+from parzc.predictors.base import (
+    PREDICTORS,
+    NotFittedError,
+    Predictor,
+    TrainingDiverged,
+    check_same_columns,
+)
+from parzc.predictors.losses import LossSpec, make_loss
+from parzc.predictors.mabn import MABN, BayesianLinear
+from parzc.predictors.torch_base import cpu_threads, seeded, signed_log
+from parzc.predictors.trees import GBDTPredictor
+from parzc.registry import Registry
+from parzc.store.matrix import FeatureMatrix
+
+BRANCHES: Registry[Callable[..., nn.Module]] = Registry("branch")
+TARGETS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("target transform")
+SLOT_LAYOUTS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("slot layout")
+
+SLOT_LAYOUTS.register("aligned")(lambda slots: slots)
+
+
+@SLOT_LAYOUTS.register("packed")
+def packed_slots(slots: np.ndarray) -> np.ndarray:
+    """(n, proxies, slots) with each arch's present slots moved to the front, in slot order."""
+    present = np.isfinite(slots).any(axis=1)
+    order = np.argsort(~present, axis=1, kind="stable")
+    packed = np.take_along_axis(slots, order[:, None, :], axis=2)
+    keep = np.take_along_axis(present, order, axis=1)
+    return np.where(keep[:, None, :], packed, np.nan)
+
+
+@TARGETS.register("zscore")
+def zscore_target(acc: np.ndarray) -> np.ndarray:
+    """(acc - mean) / std: DiffKendall's scale is then dominated by the few broken cells."""
+    std = acc.std()
+    return (acc - acc.mean()) / (std if std > 0 else 1.0)
+
+
+@TARGETS.register("rank")
+def rank_target(acc: np.ndarray) -> np.ndarray:
+    """Ranks scaled to [0, 1] (ties averaged): every pair weighs by its rank gap only."""
+    return (rankdata(acc) - 1) / max(len(acc) - 1, 1)
+
+
+def proxy_ensemble_rank(data: FeatureMatrix, proxies: list[str]) -> np.ndarray:
+    """Mean over `proxies` (aggregate columns) of each arch's rank in [0, 1]; a failed (NaN)
+    proxy ranks its arch last."""
+    missing = [name for name in proxies if name not in data.aggregate_names]
+    if missing:
+        raise ValueError(
+            f"pretrain_proxies {missing} are not aggregate columns of the data "
+            f"(available: {data.aggregate_names})"
+        )
+    ranks = []
+    for name in proxies:
+        column = data.aggregates[:, data.aggregate_names.index(name)]
+        ranks.append(rank_target(np.where(np.isfinite(column), column, -np.inf)))
+    return np.mean(ranks, axis=0)
+
+
+class GraphEncoder(nn.Module):
+    """Operation + node-index embeddings, `depth` pre-norm transformer layers whose attention is
+    restricted to a node, its predecessors and its successors, then the mean over real nodes."""
+
+    def __init__(self, vocabulary: int, nodes: int, dim: int, depth: int, heads: int = 4) -> None:
+        super().__init__()
+        self.op_embed = nn.Embedding(vocabulary, dim, padding_idx=0)
+        self.pos_embed = nn.Parameter(torch.zeros(nodes, dim))
+        nn.init.normal_(self.pos_embed, std=0.02)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, 2 * dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.layers = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.heads = heads
+
+    def forward(self, ops: Tensor, adjacency: Tensor) -> Tensor:
+        real = ops > 0
+        eye = torch.eye(ops.shape[1], dtype=torch.bool, device=ops.device)
+        linked = (adjacency > 0) | (adjacency > 0).transpose(1, 2) | eye
+        blocked = ~(linked & real.unsqueeze(1))  # padding is never attended to
+        mask = blocked.repeat_interleave(self.heads, dim=0)
+        tokens = self.layers(self.op_embed(ops) + self.pos_embed, mask=mask)
+        tokens = self.norm(tokens) * real.unsqueeze(-1)
+        return tokens.sum(dim=1) / real.sum(dim=1, keepdim=True).clamp(min=1)
+
+
+class SlotMABN(nn.Module):
+    """ParZC's MABN body over the flattened slot vector (values and present-mask); its pooled
+    tokens, projected to `dim`, are the embedding."""
+
+    def __init__(self, input_dim: int, dim: int, depth: int) -> None:
+        super().__init__()
+        self.mabn = MABN(
+            input_dim,
+            embed_dim=128,
+            patch_size=16,
+            hidden_dim=dim,
+            depth=depth,
+            token_mlp_dim=32,
+            channel_mlp_dim=2 * dim,
+        )
+
+    def forward(self, values: Tensor) -> Tensor:
+        return self.mabn.embed(values)
+
+
+class AggregateMLP(nn.Module):
+    """Linear -> GELU -> Linear over the z-scored signed-log aggregates and their NaN flags."""
+
+    def __init__(self, input_dim: int, dim: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(input_dim, dim), nn.GELU(), nn.Linear(dim, dim))
+
+    def forward(self, values: Tensor) -> Tensor:
+        return self.net(values)
+
+
+BRANCHES.register("cell")(
+    lambda shapes, dim, depth: GraphEncoder(shapes["vocabulary"], shapes["nodes"], dim, depth)
+)
+BRANCHES.register("slots")(lambda shapes, dim, depth: SlotMABN(shapes["slots"], dim, depth))
+BRANCHES.register("aggregates")(lambda shapes, dim, depth: AggregateMLP(shapes["aggregates"], dim))
+
+
+class FusionNet(nn.Module):
+    """Branch embeddings concatenated -> Bayesian MLP head -> score."""
+
+    def __init__(self, branches: list[str], shapes: dict[str, int], dim: int, depth: int) -> None:
+        super().__init__()
+        self.names = list(branches)
+        self.branches = nn.ModuleList(BRANCHES.get(b)(shapes, dim, depth) for b in branches)
+        self.hidden = BayesianLinear(dim * len(branches), dim)
+        self.act = nn.GELU()
+        self.out = BayesianLinear(dim, 1)
+
+    def forward(self, inputs: dict[str, tuple[Tensor, ...]]) -> Tensor:
+        parts = [
+            branch(*inputs[name]) for name, branch in zip(self.names, self.branches, strict=True)
+        ]
+        return self.out(self.act(self.hidden(torch.cat(parts, dim=1)))).squeeze(-1)
+
+
+def _zscore_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean and std over finite entries (std 1 where constant or empty)."""
+    finite = np.isfinite(values)
+    count = finite.sum(axis=0)
+    filled = np.where(finite, values, 0.0)
+    mean = filled.sum(axis=0) / np.maximum(count, 1)
+    var = (np.where(finite, values - mean, 0.0) ** 2).sum(axis=0) / np.maximum(count, 1)
+    std = np.sqrt(var)
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def _standardised(values: np.ndarray, stats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Signed-log values z-scored by `stats`, 0 where missing, followed by the present flags."""
+    present = np.isfinite(values)
+    scaled = np.where(present, (values - stats[0]) / stats[1], 0.0)
+    return np.concatenate([scaled, present], axis=1).astype(np.float32)
+
+
+def _minibatches(n: int, batch_size: int, gen: torch.Generator) -> list[Tensor]:
+    if n <= batch_size:
+        return [torch.arange(n)]
+    perm = torch.randperm(n, generator=gen)
+    return list(perm.split(batch_size))
+
+
+@PREDICTORS.register("fusion")
+@dataclass(kw_only=True, eq=False)
+class FusionPredictor(Predictor):
+    """ParZC-F (see the module doc): cell graph + aligned-slot MABN + aggregates, pretrained on
+    the store's proxies, fine-tuned on labels, ensembled with its seeds and the trees.
+
+    `pretrain_proxies` are aggregate columns (e.g. "net:nwot", "synflow"); `pretrain_epochs: 0`
+    or an empty list turns pretraining off. Without a pool (`fit(..., pool=None)`) the training
+    architectures themselves are the pretraining set and the normalisation statistics' source.
+    Pretrained weights depend on the pool, the seed and the settings only, never on labels:
+    with `pretrain_cache` (a folder; the pipeline sets one) they are saved under a digest of
+    all three and reused by every training size and target, bitwise the same as recomputed.
+    `slot_layout: packed` is the ablation of aligned slots: each arch's present layers are
+    packed to the front in module order (position k = the k-th layer), as MABN sees them.
+    """
+
+    name: ClassVar[str] = "fusion"
+
+    branches: list[str] = field(default_factory=lambda: ["cell", "slots", "aggregates"])
+    dim: int = 64
+    depth: int = 2
+    pretrain_proxies: list[str] = field(
+        default_factory=lambda: ["net:nwot", "net:jacov", "synflow", "net:params", "net:flops"]
+    )
+    pretrain_epochs: int = 20
+    pretrain_batch_size: int = 256
+    pretrain_lr: float = 1e-3
+    epochs: int = 200
+    batch_size: int = 512
+    lr: float = 3e-4
+    weight_decay: float = 1e-2
+    loss: LossSpec = "pairwise"
+    target: str = "rank"
+    members: int = 1
+    tree_weight: float = 0.0
+    slot_layout: str = "aligned"
+    mc_samples: int = 1
+    eval_seed: int = 0
+    device: str = "auto"
+    num_threads: int = 1
+    pretrain_cache: str | None = None
+
+    _models: list[nn.Module] = field(default_factory=list, init=False, repr=False)
+    _trees: GBDTPredictor | None = field(default=None, init=False, repr=False)
+    _meta: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.branches:
+            raise ValueError("fusion: branches must name at least one of " + str(BRANCHES.names()))
+        for name in self.branches:
+            BRANCHES.get(name)
+        TARGETS.get(self.target)
+        SLOT_LAYOUTS.get(self.slot_layout)
+        make_loss(self.loss)
+        for name in ("dim", "depth", "epochs", "members", "mc_samples", "num_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"fusion: {name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.tree_weight <= 1.0:
+            raise ValueError(f"fusion: tree_weight must lie in [0, 1], got {self.tree_weight}")
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def _check_data(self, data: FeatureMatrix) -> None:
+        if "cell" in self.branches and data.graph_ops is None:
+            raise ValueError(
+                f"fusion: the 'cell' branch needs cell graphs, which space {data.space!r} lacks; "
+                "drop it from branches"
+            )
+        if "slots" in self.branches and data.slots is None:
+            raise ValueError("fusion: the 'slots' branch needs FeatureMatrix.slots")
+
+    def _slot_values(self, data: FeatureMatrix) -> np.ndarray:
+        slots = SLOT_LAYOUTS.get(self.slot_layout)(data.slots.astype(np.float64))
+        return signed_log(slots.reshape(len(data), -1))
+
+    def _statistics(self, data: FeatureMatrix) -> dict[str, Any]:
+        """Normalisation statistics, from the pool (or the training set)."""
+        stats: dict[str, Any] = {
+            "aggregate_names": list(data.aggregate_names),
+            "aggregates": _zscore_stats(signed_log(data.aggregates)),
+        }
+        if data.slots is not None:
+            flat = self._slot_values(data)
+            stats |= {
+                "slot_names": list(data.slot_names),
+                "slot_proxies": list(data.slot_proxies),
+                "slots": _zscore_stats(flat),
+            }
+        if data.graph_ops is not None:
+            stats["graph_vocabulary"] = list(data.graph_vocabulary)
+        return stats
+
+    def _inputs(self, data: FeatureMatrix, device: torch.device) -> dict[str, tuple[Tensor, ...]]:
+        stats = self._meta
+        check_same_columns("aggregate columns", stats["aggregate_names"], data.aggregate_names)
+        arrays: dict[str, tuple[np.ndarray, ...]] = {}
+        if "aggregates" in self.branches:
+            arrays["aggregates"] = (
+                _standardised(signed_log(data.aggregates), stats["aggregates"]),
+            )
+        if "slots" in self.branches:
+            check_same_columns("layer slots", stats["slot_names"], data.slot_names)
+            check_same_columns("slot proxies", stats["slot_proxies"], data.slot_proxies)
+            flat = self._slot_values(data)
+            arrays["slots"] = (_standardised(flat, stats["slots"]),)
+        if "cell" in self.branches:
+            check_same_columns("graph operations", stats["graph_vocabulary"], data.graph_vocabulary)
+            arrays["cell"] = (data.graph_ops.astype(np.int64), data.graph_adjacency)
+        return {
+            name: tuple(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in parts)
+            for name, parts in arrays.items()
+        }
+
+    def _shapes(self, inputs: dict[str, tuple[Tensor, ...]], vocabulary: int) -> dict[str, int]:
+        shapes = {name: int(parts[0].shape[1]) for name, parts in inputs.items()}
+        if "cell" in inputs:
+            shapes |= {"vocabulary": vocabulary, "nodes": shapes["cell"]}
+        return shapes
+
+    # -- training ----------------------------------------------------------------------------
+
+    def _train_stage(
+        self,
+        model: nn.Module,
+        inputs: dict[str, tuple[Tensor, ...]],
+        target: Tensor,
+        *,
+        epochs: int,
+        batch_size: int,
+        lr: float,
+        loss_fn: Callable[[Tensor, Tensor], Tensor],
+        seed: int,
+    ) -> float:
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+        model.train()
+        loss = torch.zeros(())
+        for _ in range(epochs):
+            for idx in _minibatches(target.shape[0], batch_size, gen):
+                idx = idx.to(target.device)
+                batch = {k: tuple(t[idx] for t in v) for k, v in inputs.items()}
+                loss = loss_fn(model(batch), target[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            sched.step()
+        model.eval()
+        final = float(loss.detach())
+        if not np.isfinite(final):
+            raise TrainingDiverged(f"fusion: training diverged (loss {final})")
+        return final
+
+    def fit(
+        self, train: FeatureMatrix, seed: int, pool: FeatureMatrix | None = None
+    ) -> dict[str, Any]:
+        started = time.perf_counter()
+        device = resolve_device(self.device)
+        acc = np.asarray(train.val_acc, dtype=np.float64)
+        if len(acc) < 2 or not np.isfinite(acc).all():
+            raise ValueError("fusion: needs >= 2 training architectures with finite val_acc")
+        unlabelled = pool if pool is not None else train
+        self._check_data(train)
+        self._meta = self._statistics(unlabelled)
+        train_in = self._inputs(train, device)
+        pool_in = self._inputs(unlabelled, device)
+        shapes = self._shapes(train_in, len(train.graph_vocabulary))
+        self._meta["shapes"] = shapes
+        y = torch.tensor(TARGETS.get(self.target)(acc), dtype=torch.float32, device=device)
+        pretraining = self.pretrain_epochs > 0 and bool(self.pretrain_proxies)
+        if pretraining:
+            proxy_rank = proxy_ensemble_rank(unlabelled, list(self.pretrain_proxies))
+            proxy_y = torch.tensor(proxy_rank, dtype=torch.float32, device=device)
+        pairwise = make_loss("pairwise")
+        loss_fn = make_loss(self.loss)
+        self._models, losses = [], []
+        reused, pretrain_s = 0, 0.0
+        with cpu_threads(self.num_threads):
+            for member in range(self.members):
+                member_seed = seed * 1000 + member
+                with seeded(member_seed, device):
+                    model = FusionNet(self.branches, shapes, self.dim, self.depth).to(device)
+                    if pretraining:
+                        cached = self._cached_pretraining(unlabelled, member_seed)
+                        if cached is not None and cached.exists():
+                            model.load_state_dict(torch.load(cached, map_location=device))
+                            reused += 1
+                        else:
+                            t0 = time.perf_counter()
+                            self._train_stage(
+                                model,
+                                pool_in,
+                                proxy_y,
+                                epochs=self.pretrain_epochs,
+                                batch_size=self.pretrain_batch_size,
+                                lr=self.pretrain_lr,
+                                loss_fn=pairwise,
+                                seed=member_seed,
+                            )
+                            pretrain_s += time.perf_counter() - t0
+                            if cached is not None:
+                                state = {k: v.cpu() for k, v in model.state_dict().items()}
+                                write_atomic(cached, lambda tmp, st=state: torch.save(st, tmp))
+                with seeded(member_seed + 1, device):  # the same whether pretraining was reused
+                    losses.append(
+                        self._train_stage(
+                            model,
+                            train_in,
+                            y,
+                            epochs=self.epochs,
+                            batch_size=self.batch_size,
+                            lr=self.lr,
+                            loss_fn=loss_fn,
+                            seed=member_seed + 1,
+                        )
+                    )
+                self._models.append(model)
+        if self.tree_weight > 0:
+            self._trees = GBDTPredictor(use_onehot=train.onehot is not None)
+            self._trees.fit(train, seed=seed)
+        # every member's scores are z-scored over the pool before they are averaged
+        self._meta["scales"] = [
+            (float(s.mean()), float(s.std()) or 1.0) for s in self._member_scores(unlabelled)
+        ]
+        return {
+            "epochs": self.epochs,
+            "pretrain_epochs": self.pretrain_epochs if pretraining else 0,
+            "pretrain_seconds": pretrain_s,
+            "pretrained_reused": reused,
+            "final_loss": float(np.mean(losses)),
+            "seconds": time.perf_counter() - started,
+            "n_train": len(acc),
+            "n_pool": len(unlabelled),
+            "members": self.members,
+            "device": str(device),
+            "seed": seed,
+        }
+
+    def _cached_pretraining(self, pool: FeatureMatrix, seed: int) -> Path | None:
+        """Where the pretrained weights of this pool, seed and settings are kept (None: no
+        cache). The key digests the pool's features, the settings that shape pretraining, the
+        seed and the torch version."""
+        if self.pretrain_cache is None:
+            return None
+        settings = {
+            name: getattr(self, name)
+            for name in ("branches", "dim", "depth", "slot_layout", "weight_decay")
+            + tuple(n for n in self.params if n.startswith("pretrain_") and n != "pretrain_cache")
+        }
+        digest = hashlib.sha256(json.dumps([settings, seed, torch.__version__]).encode())
+        for array in (pool.arch_ids, pool.aggregates, pool.slots, pool.graph_ops):
+            if array is not None:
+                digest.update(np.ascontiguousarray(array).tobytes())
+        return Path(self.pretrain_cache) / f"{digest.hexdigest()[:24]}.pt"
+
+    # -- prediction --------------------------------------------------------------------------
+
+    def _mc_scores(self, data: FeatureMatrix) -> list[np.ndarray]:
+        """Per member, (mc_samples, n) raw scores, drawn with a generator seeded by eval_seed."""
+        device = next(self._models[0].parameters()).device
+        inputs = self._inputs(data, device)
+        out = []
+        with cpu_threads(self.num_threads), torch.no_grad(), seeded(self.eval_seed, device):
+            for model in self._models:
+                out.append(
+                    torch.stack([model(inputs) for _ in range(self.mc_samples)]).double().numpy()
+                )
+        return out
+
+    def _member_scores(self, data: FeatureMatrix) -> list[np.ndarray]:
+        scores = [samples.mean(axis=0) for samples in self._mc_scores(data)]
+        if self._trees is not None:
+            scores.append(self._trees.predict(data)[0])
+        return scores
+
+    def predict(self, data: FeatureMatrix) -> tuple[np.ndarray, np.ndarray | None]:
+        if not self._models:
+            raise NotFittedError("fusion: call fit() or load() before predict()")
+        self._check_data(data)
+        scales = self._meta["scales"]
+        samples = self._mc_scores(data)
+        nets = [(s - m) / sd for s, (m, sd) in zip(samples, scales, strict=False)]
+        net_mean = np.mean([s.mean(axis=0) for s in nets], axis=0)
+        score = net_mean
+        if self._trees is not None:
+            mean, sd = scales[-1]
+            trees = (self._trees.predict(data)[0] - mean) / sd
+            score = (1 - self.tree_weight) * net_mean + self.tree_weight * trees
+        spread = np.concatenate(nets, axis=0)
+        uncertainty = spread.std(axis=0) if spread.shape[0] > 1 else None
+        return score.astype(np.float64), uncertainty
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def _get_state(self) -> dict[str, Any]:
+        if not self._models:
+            raise NotFittedError("fusion: nothing to save before fit()")
+        weights = [
+            {k: v.detach().cpu().clone() for k, v in m.state_dict().items()} for m in self._models
+        ]
+        return {"meta": dict(self._meta), "weights": weights, "trees": self._trees}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self._meta = dict(state["meta"])
+        device = resolve_device(self.device)
+        self._models = []
+        for weights in state["weights"]:
+            with seeded(0, torch.device("cpu")):
+                model = FusionNet(self.branches, self._meta["shapes"], self.dim, self.depth)
+            model.load_state_dict(weights)
+            self._models.append(model.to(device).eval())
+        self._trees = state["trees"]

@@ -1,0 +1,204 @@
+"""The fusion predictor and what it reads: cell graphs, aligned layer slots, the unlabelled pool."""
+
+import numpy as np
+import pytest
+
+from parzc.predictors import create_predictor
+from parzc.predictors.fusion import packed_slots, proxy_ensemble_rank, rank_target
+from parzc.registry import UnknownNameError
+from parzc.spaces import get_space
+from parzc.store import Store
+from parzc.store.matrix import FeatureMatrix
+
+PROXIES = ["grad_norm", "snip", "synflow"]
+FAST = dict(
+    dim=16,
+    depth=1,
+    pretrain_epochs=2,
+    epochs=5,
+    device="cpu",
+    pretrain_proxies=["net:nwot", "synflow", "net:params"],
+)
+
+
+@pytest.fixture(scope="module")
+def mini_matrix(mini_store) -> FeatureMatrix:
+    return Store(mini_store).assemble("nb201", "cifar10", PROXIES, onehot=True)
+
+
+# --- cell graphs ---------------------------------------------------------------------------
+
+
+def test_nb201_cell_graph_links_follow_the_cell():
+    space = get_space("nb201")
+    arch = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|"
+    graph = space.cell_graph(space.canonical(arch))
+    vocab = space.graph_vocabulary
+    # input, the 6 edge operations in arch-string order, output
+    assert [vocab[i] for i in graph.ops] == [
+        "input",
+        "nor_conv_3x3",
+        "none",
+        "none",  # skip_connect 1->2 is dead: node 2 feeds only a `none` edge
+        "avg_pool_3x3",
+        "nor_conv_1x1",
+        "none",
+        "output",
+    ]
+    links = {tuple(map(int, e)) for e in np.argwhere(graph.adjacency)}
+    # input -> conv3x3 (0->1) and avg_pool (0->3); conv3x3 feeds conv1x1 (1->3); both feed output
+    assert links == {(0, 1), (0, 4), (1, 5), (4, 7), (5, 7)}
+
+
+def test_twin_cells_share_their_canonical_graph():
+    space = get_space("nb201")
+    archs = space.archs()
+    twins = archs.filter(archs["arch_id"] != archs["network_id"]).head(20)
+    canonical = dict(archs.select("arch_id", "arch").iter_rows())
+    for arch, network in twins.select("arch", "network_id").iter_rows():
+        a = space.cell_graph(space.canonical(arch))
+        b = space.cell_graph(canonical[network])
+        assert np.array_equal(a.ops, b.ops) and np.array_equal(a.adjacency, b.adjacency)
+
+
+def test_nb101_graph_is_the_pruned_cell():
+    space = get_space("nb101")
+    arch = space.archs()["arch"][0]
+    spec = space.decode(arch)
+    graph = space.cell_graph(arch)
+    n = spec.num_vertices
+    assert np.array_equal(graph.adjacency[:n, :n], np.array(spec.matrix))
+    assert graph.adjacency[n:].sum() == 0 and (graph.ops[n:] == 0).all()
+    assert [space.graph_vocabulary[i] for i in graph.ops[:n]] == list(spec.ops)
+
+
+def test_darts_graph_gives_every_operation_one_input_and_one_sum():
+    space = get_space("nb301")
+    graph = space.cell_graph(space.archs()["arch"][0])
+    vocab = space.graph_vocabulary
+    labels = [vocab[i] for i in graph.ops]
+    ops = [i for i, label in enumerate(labels) if ":" in label]
+    assert len(ops) == 16 and graph.ops.shape == (space.graph_nodes,)
+    assert (graph.adjacency[:, ops].sum(axis=0) == 1).all()
+    assert (graph.adjacency[ops, :].sum(axis=1) == 1).all()
+    sums = [i for i, label in enumerate(labels) if label == "sum"]
+    assert (graph.adjacency[:, sums].sum(axis=0) == 2).all()  # two operations per state
+
+
+def test_spaces_without_cells_say_so():
+    with pytest.raises(NotImplementedError, match="autoformer"):
+        get_space("autoformer").cell_graph("x")
+
+
+# --- aligned slots ------------------------------------------------------------------------
+
+
+def test_slots_put_each_layer_under_its_name(mini_store, mini_matrix):
+    data = mini_matrix
+    assert data.slots.shape == (len(data), len(data.slot_proxies), len(data.slot_names))
+    assert data.slot_names[0] == "stem.0" and data.slot_names[-1] == "classifier"
+    features = Store(mini_store).sql(
+        "SELECT arch_id, layer_name::VARCHAR AS name, value FROM features WHERE proxy = 'snip'"
+    )
+    p = data.slot_proxies.index("snip")
+    row = {int(a): i for i, a in enumerate(data.arch_ids)}
+    for arch, name, value in features.iter_rows():
+        assert data.slots[row[arch], p, data.slot_names.index(name)] == pytest.approx(value)
+    # a slot an arch lacks is NaN, and every arch has as many present slots as layers
+    present = np.isfinite(data.slots[:, p]).sum(axis=1)
+    counts = features.group_by("arch_id").len()
+    assert sorted(present) == sorted(counts["len"].to_list())
+
+
+def test_packed_slots_are_the_layers_in_module_order():
+    slots = np.full((1, 1, 5), np.nan)
+    slots[0, 0, [1, 3]] = [7.0, 9.0]
+    packed = packed_slots(slots)
+    assert packed[0, 0, :2].tolist() == [7.0, 9.0] and np.isnan(packed[0, 0, 2:]).all()
+
+
+def test_matrix_with_slots_and_graphs_round_trips(tmp_path, mini_matrix):
+    mini_matrix.save(tmp_path / "m.npz")
+    back = FeatureMatrix.load(tmp_path / "m.npz")
+    assert back.slot_names == mini_matrix.slot_names
+    assert back.graph_vocabulary == mini_matrix.graph_vocabulary
+    np.testing.assert_array_equal(back.slots, mini_matrix.slots)
+    np.testing.assert_array_equal(back.graph_adjacency, mini_matrix.graph_adjacency)
+
+
+def test_unlabelled_pool_hides_the_accuracies(mini_matrix):
+    pool = mini_matrix.unlabelled()
+    assert np.isnan(pool.val_acc).all() and np.isnan(pool.test_acc).all()
+    np.testing.assert_array_equal(pool.slots, mini_matrix.slots)
+    assert not np.isnan(mini_matrix.val_acc).any()
+
+
+# --- targets and pretraining target ---------------------------------------------------------
+
+
+def test_rank_target_and_proxy_ensemble_rank(mini_matrix):
+    assert rank_target(np.array([10.0, 90.0, 50.0])).tolist() == [0.0, 1.0, 0.5]
+    nwot = mini_matrix.aggregates[:, mini_matrix.aggregate_names.index("net:nwot")]
+    ranks = proxy_ensemble_rank(mini_matrix, ["net:nwot"])
+    assert np.array_equal(np.argsort(ranks), np.argsort(nwot))
+
+
+# --- the predictor ----------------------------------------------------------------------------
+
+
+def test_fusion_fits_predicts_and_reloads_bitwise(tmp_path, mini_matrix):
+    train, pool = mini_matrix.subset(np.arange(6)), mini_matrix.unlabelled()
+    model = create_predictor("fusion", **FAST, mc_samples=3, tree_weight=0.5)
+    report = model.fit(train, seed=0, pool=pool)
+    assert report["n_pool"] == len(mini_matrix) and report["pretrain_seconds"] > 0
+    score, uncertainty = model.predict(mini_matrix)
+    assert np.isfinite(score).all() and (uncertainty >= 0).all()
+    model.save(tmp_path / "fusion.pkl")
+    again = type(model).load(tmp_path / "fusion.pkl").predict(mini_matrix)
+    np.testing.assert_array_equal(again[0], score)
+    # the same seed gives the same scores
+    twin = create_predictor("fusion", **FAST, mc_samples=3, tree_weight=0.5)
+    twin.fit(train, seed=0, pool=pool)
+    np.testing.assert_array_equal(twin.predict(mini_matrix)[0], score)
+
+
+def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
+    train, pool = mini_matrix.subset(np.arange(6)), mini_matrix.unlabelled()
+    fresh = create_predictor("fusion", **FAST)
+    fresh.fit(train, seed=1, pool=pool)
+    scores, reused = [], []
+    for _ in range(2):
+        cached = create_predictor("fusion", **FAST, pretrain_cache=str(tmp_path))
+        reused.append(cached.fit(train, seed=1, pool=pool)["pretrained_reused"])
+        scores.append(cached.predict(mini_matrix)[0])
+    assert reused == [0, 1] and len(list(tmp_path.glob("*.pt"))) == 1
+    np.testing.assert_array_equal(scores[0], scores[1])
+    np.testing.assert_array_equal(scores[0], fresh.predict(mini_matrix)[0])
+    # another seed is another key
+    other = create_predictor("fusion", **FAST, pretrain_cache=str(tmp_path))
+    assert other.fit(train, seed=2, pool=pool)["pretrained_reused"] == 0
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"branches": ["cell", "mixer"]}, "branch"),
+        ({"branches": []}, "at least one"),
+        ({"target": "log"}, "target transform"),
+        ({"slot_layout": "sorted"}, "slot layout"),
+        ({"tree_weight": 1.5}, "tree_weight"),
+        ({"members": 0}, "members"),
+        ({"pretrain_proxies": ["net:zen"]}, "net:zen"),
+    ],
+)
+def test_bad_fusion_parameters_are_named(params, message, mini_matrix):
+    with pytest.raises((ValueError, UnknownNameError), match=message):
+        create_predictor("fusion", **{**FAST, **params}).fit(mini_matrix, seed=0)
+
+
+def test_cell_branch_needs_a_space_with_cells(mini_matrix):
+    data = mini_matrix.subset(np.arange(len(mini_matrix)))
+    data.graph_ops = data.graph_adjacency = None
+    with pytest.raises(ValueError, match="cell graphs"):
+        create_predictor("fusion", **FAST).fit(data, seed=0)
+    create_predictor("fusion", **FAST, branches=["slots", "aggregates"]).fit(data, seed=0)
