@@ -128,8 +128,9 @@ class GraphEncoder(nn.Module):
 
 
 class SlotMABN(nn.Module):
-    """ParZC's MABN body over the flattened slot vector (values and present-mask); its pooled
-    tokens, projected to `dim`, are the embedding."""
+    """ParZC's MABN without its head over the flattened slot vector (values and present-mask):
+    8 tokens of width 16, `depth` mixer blocks of width `dim`; the pooled tokens are the
+    embedding."""
 
     def __init__(self, input_dim: int, dim: int, depth: int) -> None:
         super().__init__()
