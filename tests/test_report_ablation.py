@@ -197,3 +197,12 @@ def test_kendall_by_size_has_one_column_per_training_size_in_ascending_order():
     mean = seeds.filter(pl.col("train_size") == 78)["kendall"].mean()
     std = seeds.filter(pl.col("train_size") == 78)["kendall"].std()
     assert mabn["78"] == f"{mean:.3f} ± {std:.3f}"
+
+
+def test_metrics_files_from_before_a_new_metric_still_aggregate(tmp_path):
+    old = pl.DataFrame({"predictor": ["a"], "kendall": [0.5]})
+    new = old.with_columns(predictor=pl.lit("b"), uncertainty_error_spearman=pl.lit(0.2))
+    old.write_parquet(tmp_path / "old.parquet")
+    new.write_parquet(tmp_path / "new.parquet")
+    frame = report.collect_metrics([tmp_path / "old.parquet", tmp_path / "new.parquet"])
+    assert frame["uncertainty_error_spearman"].to_list() == [None, 0.2]

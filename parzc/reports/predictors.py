@@ -36,9 +36,11 @@ GROUP = (
 
 
 def collect_metrics(files: list[str | Path]) -> pl.DataFrame:
+    """All metrics files as one frame; a metric that older files lack is null there (files
+    written before a metric was added stay usable after an upgrade)."""
     if not files:
         raise ValueError("no metrics files to aggregate")
-    return pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
+    return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
 
 
 def correlation_table(metrics: pl.DataFrame) -> pl.DataFrame:
