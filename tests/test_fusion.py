@@ -202,3 +202,25 @@ def test_cell_branch_needs_a_space_with_cells(mini_matrix):
     with pytest.raises(ValueError, match="cell graphs"):
         create_predictor("fusion", **FAST).fit(data, seed=0)
     create_predictor("fusion", **FAST, branches=["slots", "aggregates"]).fit(data, seed=0)
+
+
+def test_graph_encoder_ignores_padding_nodes():
+    import torch
+
+    from parzc.predictors.fusion import GraphEncoder
+
+    space = get_space("nb101")
+    small = [a for a in space.archs()["arch"] if space.decode(a).num_vertices < 7][0]
+    graph = space.cell_graph(small)
+    ops = torch.from_numpy(graph.ops.astype(np.int64))[None]
+    adjacency = torch.from_numpy(graph.adjacency)[None]
+    torch.manual_seed(0)
+    encoder = GraphEncoder(len(space.graph_vocabulary), space.graph_nodes, dim=8, depth=2).eval()
+    with torch.no_grad():
+        out = encoder(ops, adjacency)
+        n = int((ops > 0).sum())
+        trimmed = GraphEncoder(len(space.graph_vocabulary), n, dim=8, depth=2)
+        trimmed.load_state_dict({**encoder.state_dict(), "pos_embed": encoder.pos_embed[:n]})
+        alone = trimmed.eval()(ops[:, :n], adjacency[:, :n, :n])
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, alone)

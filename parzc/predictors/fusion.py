@@ -120,10 +120,12 @@ class GraphEncoder(nn.Module):
         real = ops > 0
         eye = torch.eye(ops.shape[1], dtype=torch.bool, device=ops.device)
         linked = (adjacency > 0) | (adjacency > 0).transpose(1, 2) | eye
-        blocked = ~(linked & real.unsqueeze(1))  # padding is never attended to
+        # real nodes never attend to padding; padding attends to itself only (a query with
+        # every key masked would give NaN)
+        blocked = ~(linked & (real.unsqueeze(1) | eye))
         mask = blocked.repeat_interleave(self.heads, dim=0)
-        tokens = self.layers(self.op_embed(ops) + self.pos_embed, mask=mask)
-        tokens = self.norm(tokens) * real.unsqueeze(-1)
+        tokens = self.norm(self.layers(self.op_embed(ops) + self.pos_embed, mask=mask))
+        tokens = torch.where(real.unsqueeze(-1), tokens, 0.0)
         return tokens.sum(dim=1) / real.sum(dim=1, keepdim=True).clamp(min=1)
 
 
