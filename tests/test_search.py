@@ -127,6 +127,22 @@ def test_ucb_ranks_by_mean_plus_kappa_std_of_the_mc_samples(pool, predictor):
     )
 
 
+def test_verify_labels_the_shortlist_and_picks_by_validation_accuracy(pool, predictor, results):
+    score, _ = predictor.predict(pool.data)
+    shortlist = np.argsort(-score, kind="stable")[:3]
+    result = run_search(pool, "verify", predictor, top_k=len(pool), params={"top": 3})
+    by_val = shortlist[np.argsort(-pool.data.val_acc[shortlist], kind="stable")]
+    assert result.top["arch_id"].to_list()[:3] == pool.data.arch_ids[by_val].tolist()
+    assert sorted(result.labelled) == sorted(pool.data.arch_ids[shortlist])
+    assert result.queries == len(pool) + 3
+    # the shortlist's labels are counted with the predictor's training labels
+    cost = search_cost(Store(results[0]), result, load_training(results[1]))
+    trained = pl.read_parquet(results[1].split).filter(pl.col("split") == "train")["arch_id"]
+    assert cost.labels == len(np.union1d(trained.to_numpy(), result.labelled))
+    with pytest.raises(ValueError, match="top must be"):
+        run_search(pool, "verify", predictor, params={"top": 0})
+
+
 def test_evolution_is_reproducible_and_respects_the_budget(pool, predictor):
     counted = CountingPredictor(predictor)
     params = {"population": 3, "sample_size": 2}

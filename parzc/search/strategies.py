@@ -3,6 +3,8 @@
 exhaustive  score every candidate with a trained predictor;
 evolution   regularised evolution (Real et al. 2019) with the predictor as fitness, under a
             budget of fitness evaluations; mutations come from the MUTATIONS registry;
+verify      score every candidate, label the `top` best-scored ones and pick among them by
+            their validation accuracy (the predictor shortlists, labels decide);
 random      baseline: label `budget` random candidates with their validation accuracy;
 best_proxy  baseline: rank the candidates by one aggregate zero-cost proxy column.
 """
@@ -154,6 +156,35 @@ def upper_confidence(
         labelled=outcome.labelled,
         proxies=outcome.proxies,
         queries=outcome.queries,
+    )
+
+
+@strategy("verify", needs_predictor=True)
+def verify_shortlist(
+    pool: SearchPool,
+    predictor: Predictor,
+    rng: np.random.Generator,
+    budget: int,
+    top: int = 10,
+) -> Outcome:
+    """Score the whole pool, read the validation accuracy of the `top` best-scored candidates
+    (one label each, counted with the training labels) and rank that shortlist by it, then the
+    rest by score. With a predictor trained on n labels the search uses n + top labels."""
+    if top < 1:
+        raise ValueError(f"verify: top must be >= 1, got {top}")
+    scorer = _Scorer(pool, predictor)
+    scorer(range(len(pool)))
+    outcome = scorer.outcome(queries=len(pool))
+    shortlist = outcome.ranked[:top]
+    order = np.concatenate([_order(pool.data.val_acc[shortlist]), np.arange(top, len(pool))])
+    return Outcome(
+        ranked=outcome.ranked[order],
+        score=outcome.score[order],
+        uncertainty=outcome.uncertainty[order],
+        featurised=outcome.featurised,
+        labelled=shortlist,
+        proxies=outcome.proxies,
+        queries=outcome.queries + len(shortlist),
     )
 
 
