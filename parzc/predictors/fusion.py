@@ -461,7 +461,13 @@ class FusionPredictor(Predictor):
             + tuple(n for n in self.params if n.startswith("pretrain_") and n != "pretrain_cache")
         }
         digest = hashlib.sha256(json.dumps([settings, seed, torch.__version__]).encode())
-        for array in (pool.arch_ids, pool.aggregates, pool.slots, pool.graph_ops):
+        for array in (
+            pool.arch_ids,
+            pool.aggregates,
+            pool.slots,
+            pool.graph_ops,
+            pool.graph_adjacency,
+        ):
             if array is not None:
                 digest.update(np.ascontiguousarray(array).tobytes())
         return Path(self.pretrain_cache) / f"{digest.hexdigest()[:24]}.pt"
