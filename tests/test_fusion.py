@@ -224,3 +224,12 @@ def test_graph_encoder_ignores_padding_nodes():
         alone = trimmed.eval()(ops[:, :n], adjacency[:, :n, :n])
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out, alone)
+
+
+def test_matrix_without_onehot_or_graphs_round_trips(tmp_path, mini_store):
+    data = Store(mini_store).assemble("nb201", "cifar10", PROXIES)
+    data.graph_ops = data.graph_adjacency = None
+    data.save(tmp_path / "m.npz")
+    back = FeatureMatrix.load(tmp_path / "m.npz")
+    assert back.onehot is None and back.graph_ops is None
+    np.testing.assert_array_equal(back.slots, data.slots)

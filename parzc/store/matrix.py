@@ -94,7 +94,7 @@ class FeatureMatrix:
                 )
             arrays = {name: z[name] for name in z.files if name != "header"}
         header.pop("format")
-        return cls(**header, **arrays)
+        return cls(**header, **{"onehot": None, **arrays})
 
     def subset(self, mask_or_index: np.ndarray) -> FeatureMatrix:
         """Rows selected by a boolean mask or an index array, in that order."""
