@@ -93,14 +93,13 @@ def cell_graph(genotype: Genotype) -> CellGraph:
     the output (i = 3) or every operation out of node i; `none` operations have no links.
     """
     edges = [(j, i, op) for i, group in enumerate(genotype, start=1) for op, j in group]
+    live = [k for k, (_, _, op) in enumerate(edges, start=1) if op != "none"]
     output = len(edges) + 1
     links = []
-    for k, (j, i, op) in enumerate(edges, start=1):
-        if op == "none":
-            continue
-        links += [(0, k)] if j == 0 else [(m, k) for m, e in enumerate(edges, 1) if e[1] == j]
+    for k in live:
+        j, i, _ = edges[k - 1]
+        links += [(0, k)] if j == 0 else [(m, k) for m in live if edges[m - 1][1] == j]
         links += [(k, output)] if i == 3 else []
-    links = [(a, b) for a, b in links if a == 0 or edges[a - 1][2] != "none"]
     labels = ["input", *(op for _, _, op in edges), "output"]
     return make_graph(labels, links, GRAPH_VOCABULARY, NUM_EDGES + 2)
 
