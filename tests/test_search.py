@@ -143,6 +143,38 @@ def test_verify_labels_the_shortlist_and_picks_by_validation_accuracy(pool, pred
         run_search(pool, "verify", predictor, params={"top": 0})
 
 
+def test_a_pretrained_predictor_is_charged_its_pool_and_pretraining(results, pool, tmp_path):
+    root, _ = results
+    store = Store(root)
+    data = store.assemble("nb201", "cifar10", FEATURES, onehot=True, every_cell=True)
+    params = dict(dim=8, depth=1, pretrain_epochs=2, epochs=2, pretrain_proxies=["net:nwot"])
+    layout = Layout(tmp_path)
+    reports = []
+    for size in (4, 5):  # the second fit reuses the first one's pretraining
+        run = TrainingRun.locate(layout, "nb201", "cifar10", "fusion", size, 0)
+        save_split(make_split(data.network_ids, size, 0), run.split)
+        train_and_predict(
+            data, "fusion", "fusion", params, run.split, 0, run.predictions, run.model
+        )
+        reports.append(json.loads(read_metadata(run.predictions)["fit_report"]))
+    assert [r["pretrained_reused"] for r in reports] == [0, 1]
+    assert reports[1]["pretrain_seconds"] == reports[0]["pretrain_seconds"] > 0
+    assert list((tmp_path / "models" / "pretrained").rglob("*.pt"))
+    training = load_training(run)
+    assert sorted(training.pool_ids) == sorted(np.unique(data.network_ids))
+    assert training.seconds >= reports[1]["fit_seconds"] + reports[1]["pretrain_seconds"]
+    result = run_search(
+        pool,
+        "evolution",
+        Predictor.load(run.model),
+        budget=2,
+        params={"population": 2, "sample_size": 2},
+    )
+    assert len(result.featurised) <= 2
+    cost = search_cost(store, result, training)
+    assert cost.extract_archs == len(np.unique(data.network_ids))  # the whole pretraining pool
+
+
 def test_evolution_is_reproducible_and_respects_the_budget(pool, predictor):
     counted = CountingPredictor(predictor)
     params = {"population": 3, "sample_size": 2}
@@ -351,12 +383,15 @@ def test_plan_lists_searches_of_the_test_config():
     assert {(r["strategy"], r["predictor"], r["size"]) for r in runs} == {
         ("exhaustive", "mabn", 6),
         ("evolution", "mabn", 6),
+        ("exhaustive", "fusion", 6),
+        ("evolution", "fusion", 6),
         ("random", None, None),
         ("best_proxy", None, None),
     }
     assert plan.search_path(runs[0]).startswith("results/test/search/space=nb201/dataset=cifar10/")
-    assert set(plan.strategy_pattern(True).split("|")) == {"exhaustive", "ucb", "evolution"}
-    assert set(STRATEGIES) == {"exhaustive", "ucb", "evolution", "random", "best_proxy"}
+    needing = {"exhaustive", "ucb", "verify", "evolution"}
+    assert set(plan.strategy_pattern(True).split("|")) == needing
+    assert set(STRATEGIES) == needing | {"random", "best_proxy"}
     config = load("config/test.yaml")
     config["search"]["predictors"] = ["nope"]
     with pytest.raises(ValueError, match=r"search.predictors \['nope'\]"):

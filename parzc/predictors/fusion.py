@@ -223,6 +223,8 @@ class FusionPredictor(Predictor):
     Pretrained weights depend on the pool, the seed and the settings only, never on labels:
     with `pretrain_cache` (a folder; the pipeline sets one) they are saved under a digest of
     all three and reused by every training size and target, bitwise the same as recomputed.
+    The fit report's `pretrain_seconds` is what pretraining cost, measured now or when the
+    reused weights were made (`pretrained_reused` counts those), so search costs can charge it.
     `slot_layout: packed` is the ablation of aligned slots: each arch's present layers are
     packed to the front in module order (position k = the k-th layer), as MABN sees them.
     """
@@ -396,7 +398,9 @@ class FusionPredictor(Predictor):
                     if pretraining:
                         cached = self._cached_pretraining(unlabelled, member_seed)
                         if cached is not None and cached.exists():
-                            model.load_state_dict(torch.load(cached, map_location=device))
+                            saved = torch.load(cached, map_location=device)
+                            model.load_state_dict(saved["state"])
+                            pretrain_s += saved["seconds"]  # what producing them cost
                             reused += 1
                         else:
                             t0 = time.perf_counter()
@@ -410,10 +414,14 @@ class FusionPredictor(Predictor):
                                 loss_fn=pairwise,
                                 seed=member_seed,
                             )
-                            pretrain_s += time.perf_counter() - t0
+                            spent = time.perf_counter() - t0
+                            pretrain_s += spent
                             if cached is not None:
-                                state = {k: v.cpu() for k, v in model.state_dict().items()}
-                                write_atomic(cached, lambda tmp, st=state: torch.save(st, tmp))
+                                saved = {
+                                    "state": {k: v.cpu() for k, v in model.state_dict().items()},
+                                    "seconds": spent,
+                                }
+                                write_atomic(cached, lambda tmp, sv=saved: torch.save(sv, tmp))
                 with seeded(member_seed + 1, device):  # the same whether pretraining was reused
                     losses.append(
                         self._train_stage(

@@ -101,6 +101,7 @@ class Training:
     device: str
     arch_ids: np.ndarray  # the labelled training split
     features: list[str]  # the per-layer proxies the predictor reads
+    pool_ids: np.ndarray  # networks it read without labels (pretraining); empty if none
 
 
 def load_training(run: TrainingRun) -> Training:
@@ -117,12 +118,20 @@ def load_training(run: TrainingRun) -> Training:
     else:
         bench = Benchmark(report["fit_seconds"] + report["predict_seconds"], float("nan"))
     train_ids, _ = load_split(run.split)
+    pool_ids = np.zeros(0, dtype=np.int64)
+    seconds = bench.seconds
+    if report.get("pretrain_epochs", 0) > 0:  # pretrained on every network of the pool
+        held_out = pl.read_parquet(run.predictions, columns=["network_id"])["network_id"]
+        pool_ids = np.union1d(held_out.unique().to_numpy(), train_ids)
+        if report.get("pretrained_reused"):  # weights made by an earlier job: charge them here
+            seconds += report["pretrain_seconds"]
     return Training(
-        seconds=bench.seconds,
+        seconds=seconds,
         cpu_time_s=bench.cpu_time_s,
         device=report["device"],
         arch_ids=train_ids,
         features=meta["features"].split(","),
+        pool_ids=pool_ids,
     )
 
 
@@ -216,11 +225,14 @@ class SearchCost:
 
 
 def search_cost(store: Store, result: SearchResult, training: Training | None) -> SearchCost:
-    """Cost of `result`, counting the predictor's training split when there is a predictor.
+    """Cost of `result`, counting the predictor's training split, and the networks it was
+    pretrained on, when there is a predictor.
 
     Extraction is counted per canonical network (the training split holds networks only)."""
-    trained = training.arch_ids if training is not None else np.zeros(0, dtype=np.int64)
-    featurised = np.union1d(result.featurised, trained)
+    none = np.zeros(0, dtype=np.int64)
+    trained = training.arch_ids if training is not None else none
+    pretrained = training.pool_ids if training is not None else none
+    featurised = np.union1d(np.union1d(result.featurised, trained), pretrained)
     labelled = np.union1d(result.labelled, trained)
     columns = sorted(set(result.proxies) | set(training.features if training else []))
     device_s = extraction_seconds(store, result.space, result.proxy_dataset, featurised, columns)
