@@ -440,9 +440,10 @@ class FusionPredictor(Predictor):
             self._trees = GBDTPredictor(use_onehot=train.onehot is not None)
             self._trees.fit(train, seed=seed)
         # every member's scores are z-scored over the pool before they are averaged
-        self._meta["scales"] = [
-            (float(s.mean()), float(s.std()) or 1.0) for s in self._member_scores(unlabelled)
-        ]
+        pool_scores = [samples.mean(axis=0) for samples in self._mc_scores(pool_in)]
+        if self._trees is not None:
+            pool_scores.append(self._trees.predict(unlabelled)[0])
+        self._meta["scales"] = [(float(s.mean()), float(s.std()) or 1.0) for s in pool_scores]
         return {
             "epochs": self.epochs,
             "pretrain_epochs": self.pretrain_epochs if pretraining else 0,
@@ -482,10 +483,10 @@ class FusionPredictor(Predictor):
 
     # -- prediction --------------------------------------------------------------------------
 
-    def _mc_scores(self, data: FeatureMatrix) -> list[np.ndarray]:
-        """Per member, (mc_samples, n) raw scores, drawn with a generator seeded by eval_seed."""
+    def _mc_scores(self, inputs: dict[str, tuple[Tensor, ...]]) -> list[np.ndarray]:
+        """Per member, (mc_samples, n) raw scores of prepared `inputs` (`_inputs`), drawn with
+        a generator seeded by eval_seed."""
         device = next(self._models[0].parameters()).device
-        inputs = self._inputs(data, device)
         out = []
         with cpu_threads(self.num_threads), torch.no_grad(), seeded(self.eval_seed, device):
             for model in self._models:
@@ -494,18 +495,13 @@ class FusionPredictor(Predictor):
                 )
         return out
 
-    def _member_scores(self, data: FeatureMatrix) -> list[np.ndarray]:
-        scores = [samples.mean(axis=0) for samples in self._mc_scores(data)]
-        if self._trees is not None:
-            scores.append(self._trees.predict(data)[0])
-        return scores
-
     def predict(self, data: FeatureMatrix) -> tuple[np.ndarray, np.ndarray | None]:
         if not self._models:
             raise NotFittedError("fusion: call fit() or load() before predict()")
         self._check_data(data)
         scales = self._meta["scales"]
-        samples = self._mc_scores(data)
+        device = next(self._models[0].parameters()).device
+        samples = self._mc_scores(self._inputs(data, device))
         nets = [(s - m) / sd for s, (m, sd) in zip(samples, scales, strict=False)]
         net_mean = np.mean([s.mean(axis=0) for s in nets], axis=0)
         score = net_mean

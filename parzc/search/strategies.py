@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -55,6 +55,15 @@ class Outcome:
     labelled: np.ndarray  # positions whose ground-truth (validation) accuracy was read
     proxies: tuple[str, ...]  # feature columns read (decide which feature sets were needed)
     queries: int  # fitness evaluations (predictor or label queries)
+
+    def reordered(self, order: np.ndarray) -> Outcome:
+        """The same outcome with its ranking permuted by `order`."""
+        return replace(
+            self,
+            ranked=self.ranked[order],
+            score=self.score[order],
+            uncertainty=self.uncertainty[order],
+        )
 
 
 StrategyFn = Callable[..., Outcome]
@@ -147,16 +156,7 @@ def upper_confidence(
     scorer(range(len(pool)))
     outcome = scorer.outcome(queries=len(pool))
     bonus = np.nan_to_num(outcome.uncertainty, nan=0.0)
-    order = _order(outcome.score + kappa * bonus)
-    return Outcome(
-        ranked=outcome.ranked[order],
-        score=outcome.score[order],
-        uncertainty=outcome.uncertainty[order],
-        featurised=outcome.featurised,
-        labelled=outcome.labelled,
-        proxies=outcome.proxies,
-        queries=outcome.queries,
-    )
+    return outcome.reordered(_order(outcome.score + kappa * bonus))
 
 
 @strategy("verify", needs_predictor=True)
@@ -177,14 +177,8 @@ def verify_shortlist(
     outcome = scorer.outcome(queries=len(pool))
     shortlist = outcome.ranked[:top]
     order = np.concatenate([_order(pool.data.val_acc[shortlist]), np.arange(top, len(pool))])
-    return Outcome(
-        ranked=outcome.ranked[order],
-        score=outcome.score[order],
-        uncertainty=outcome.uncertainty[order],
-        featurised=outcome.featurised,
-        labelled=shortlist,
-        proxies=outcome.proxies,
-        queries=outcome.queries + len(shortlist),
+    return replace(
+        outcome.reordered(order), labelled=shortlist, queries=outcome.queries + len(shortlist)
     )
 
 
