@@ -115,3 +115,23 @@ def test_uncertainty_metric_ranks_errors():
     assert uncertainty_metrics(frame)["uncertainty_error_spearman"] == pytest.approx(-1.0)
     none = frame.with_columns(uncertainty=pl.lit(float("nan")))
     assert np.isnan(uncertainty_metrics(none)["uncertainty_error_spearman"])
+
+
+def test_label_agreement_on_nb201_cifar10():
+    """CIFAR-10's validation and test accuracies come from different NB201 training runs: over
+    the 9,445 canonical networks their Kendall tau is 0.874, a predictor's reference point."""
+    import polars as pl
+
+    from parzc.evaluation.predictions import label_agreement
+    from parzc.spaces import get_space
+
+    space = get_space("nb201")
+    truth = space.accuracy_table().filter(pl.col("dataset") == "cifar10")
+    truth = truth.with_columns(
+        network=pl.col("arch").map_elements(space.canonical, return_dtype=pl.Utf8)
+    ).unique("network", keep="first", maintain_order=True)
+    assert len(truth) == 9445
+    frame = truth.select("val_acc", target="test_acc")
+    assert label_agreement(frame) == pytest.approx(0.874, abs=5e-4)
+    assert label_agreement(frame.with_columns(val_acc=pl.col("target"))) == pytest.approx(1.0)
+    assert np.isnan(label_agreement(frame.drop("val_acc")))

@@ -22,6 +22,7 @@ SUMMARY_METRICS = (
     "precision_at_10pct",
     "best_pred_true_rank",
     "best_pred_true_acc",
+    "val_acc_kendall",
 )
 GROUP = (
     "space",
@@ -44,9 +45,9 @@ def collect_metrics(files: list[str | Path]) -> pl.DataFrame:
 
 
 def correlation_table(metrics: pl.DataFrame) -> pl.DataFrame:
-    """Mean and std over seeds of every summary metric, one row per GROUP."""
+    """Mean and std over seeds of every summary metric the files hold, one row per GROUP."""
     aggs = [pl.col("seed").n_unique().alias("seeds"), pl.col("n_eval").first()]
-    for m in SUMMARY_METRICS:
+    for m in (m for m in SUMMARY_METRICS if m in metrics.columns):
         aggs += [pl.col(m).mean().alias(f"{m}_mean"), pl.col(m).std().alias(f"{m}_std")]
     return metrics.group_by(GROUP).agg(aggs).sort(list(GROUP))
 
