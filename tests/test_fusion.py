@@ -146,9 +146,14 @@ def test_rank_target_and_proxy_ensemble_rank(mini_matrix):
 # --- the predictor ----------------------------------------------------------------------------
 
 
-def test_fusion_fits_predicts_and_reloads_bitwise(tmp_path, mini_matrix):
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"cell_attention": "hops", "pretrain_branch_heads": True}],
+    ids=["links", "hops+branch_heads"],
+)
+def test_fusion_fits_predicts_and_reloads_bitwise(tmp_path, mini_matrix, options):
     train, pool = mini_matrix.subset(np.arange(6)), mini_matrix.unlabelled()
-    model = create_predictor("fusion", **FAST, mc_samples=3, tree_weight=0.5)
+    model = create_predictor("fusion", **FAST, **options, mc_samples=3, tree_weight=0.5)
     report = model.fit(train, seed=0, pool=pool)
     assert report["n_pool"] == len(mini_matrix) and report["pretrain_seconds"] > 0
     score, uncertainty = model.predict(mini_matrix)
@@ -157,9 +162,32 @@ def test_fusion_fits_predicts_and_reloads_bitwise(tmp_path, mini_matrix):
     again = type(model).load(tmp_path / "fusion.pkl").predict(mini_matrix)
     np.testing.assert_array_equal(again[0], score)
     # the same seed gives the same scores
-    twin = create_predictor("fusion", **FAST, mc_samples=3, tree_weight=0.5)
+    twin = create_predictor("fusion", **FAST, **options, mc_samples=3, tree_weight=0.5)
     twin.fit(train, seed=0, pool=pool)
     np.testing.assert_array_equal(twin.predict(mini_matrix)[0], score)
+
+
+def test_branch_heads_learn_each_proxy_from_one_branch(mini_matrix):
+    """With pretrain_branch_heads every branch has a head of one output per pretrain proxy, and
+    pretraining fits them: each branch alone ranks the pool by its proxies."""
+    import torch
+    from scipy.stats import kendalltau
+
+    pool = mini_matrix.unlabelled()
+    params = {**FAST, "pretrain_epochs": 60, "epochs": 1, "pretrain_lr": 3e-3}
+    model = create_predictor("fusion", **params, pretrain_branch_heads=True)
+    model.fit(mini_matrix.subset(np.arange(4)), seed=0, pool=pool)
+    net = model._models[0]
+    assert [head.out_features for head in net.branch_heads] == [3, 3, 3]
+    with torch.no_grad():
+        outputs = net.pretraining_outputs(model._inputs(pool, torch.device("cpu"))).numpy()
+    assert outputs.shape == (len(pool), 1 + 3 * 3)
+    params_rank = proxy_ensemble_rank(pool, ["net:params"])
+    aggregates_head = outputs[:, 1 + 2 * 3 + 2]  # the aggregates branch's net:params output
+    assert kendalltau(aggregates_head, params_rank).statistic > 0.8
+    plain = create_predictor("fusion", **params)
+    plain.fit(mini_matrix.subset(np.arange(4)), seed=0, pool=pool)
+    assert len(plain._models[0].branch_heads) == 0
 
 
 def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
@@ -186,6 +214,7 @@ def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
         ({"branches": []}, "at least one"),
         ({"target": "log"}, "target transform"),
         ({"slot_layout": "sorted"}, "slot layout"),
+        ({"cell_attention": "global"}, "cell attention"),
         ({"tree_weight": 1.5}, "tree_weight"),
         ({"members": 0}, "members"),
         ({"pretrain_proxies": ["net:zen"]}, "net:zen"),
@@ -204,7 +233,8 @@ def test_cell_branch_needs_a_space_with_cells(mini_matrix):
     create_predictor("fusion", **FAST, branches=["slots", "aggregates"]).fit(data, seed=0)
 
 
-def test_graph_encoder_ignores_padding_nodes():
+@pytest.mark.parametrize("attention", ["links", "hops"])
+def test_graph_encoder_ignores_padding_nodes(attention):
     import torch
 
     from parzc.predictors.fusion import GraphEncoder
@@ -215,15 +245,29 @@ def test_graph_encoder_ignores_padding_nodes():
     ops = torch.from_numpy(graph.ops.astype(np.int64))[None]
     adjacency = torch.from_numpy(graph.adjacency)[None]
     torch.manual_seed(0)
-    encoder = GraphEncoder(len(space.graph_vocabulary), space.graph_nodes, dim=8, depth=2).eval()
+    vocabulary = len(space.graph_vocabulary)
+    encoder = GraphEncoder(vocabulary, space.graph_nodes, 8, 2, attention=attention).eval()
     with torch.no_grad():
         out = encoder(ops, adjacency)
         n = int((ops > 0).sum())
-        trimmed = GraphEncoder(len(space.graph_vocabulary), n, dim=8, depth=2)
+        trimmed = GraphEncoder(vocabulary, n, 8, 2, attention=attention)
         trimmed.load_state_dict({**encoder.state_dict(), "pos_embed": encoder.pos_embed[:n]})
         alone = trimmed.eval()(ops[:, :n], adjacency[:, :n, :n])
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out, alone)
+
+
+def test_hop_buckets_give_each_relation_its_direction_and_distance():
+    import torch
+
+    from parzc.predictors.fusion import hop_buckets
+
+    chain = torch.zeros(1, 4, 4)
+    chain[0, 0, 1] = chain[0, 1, 2] = 1  # 0 -> 1 -> 2; node 3 unrelated
+    buckets = hop_buckets(chain, max_hops=2)[0].tolist()
+    # 0 itself, k: i reaches j in k links, 2 + k: j reaches i in k links, 5: unrelated
+    assert buckets == [[0, 1, 2, 5], [3, 0, 1, 5], [4, 3, 0, 5], [5, 5, 5, 0]]
+    assert hop_buckets(chain, max_hops=1)[0, 0, 2] == 3  # beyond max_hops: unrelated
 
 
 def test_matrix_without_onehot_or_graphs_round_trips(tmp_path, mini_store):

@@ -28,7 +28,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -59,6 +60,19 @@ TARGETS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("target transfo
 SLOT_LAYOUTS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("slot layout")
 
 SLOT_LAYOUTS.register("aligned")(lambda slots: slots)
+MAX_HOPS = 8  # `hops` attention: relations further than this share the "unrelated" bias
+# which pairs of cell nodes may attend to each other: (B, N, N) adjacency -> (B, N, N) bool
+CELL_ATTENTION: Registry[Callable[[Tensor], Tensor]] = Registry("cell attention")
+
+
+@CELL_ATTENTION.register("links")
+def linked_nodes(adjacency: Tensor) -> Tensor:
+    """A node, its predecessors and its successors."""
+    eye = torch.eye(adjacency.shape[-1], dtype=torch.bool, device=adjacency.device)
+    return (adjacency > 0) | (adjacency > 0).transpose(1, 2) | eye
+
+
+CELL_ATTENTION.register("hops")(lambda adjacency: torch.ones_like(adjacency, dtype=torch.bool))
 
 
 @SLOT_LAYOUTS.register("packed")
@@ -100,11 +114,56 @@ def proxy_ensemble_rank(data: FeatureMatrix, proxies: list[str]) -> np.ndarray:
     return np.mean(ranks, axis=0)
 
 
-class GraphEncoder(nn.Module):
-    """Operation + node-index embeddings, `depth` pre-norm transformer layers whose attention is
-    restricted to a node, its predecessors and its successors, then the mean over real nodes."""
+def hop_buckets(adjacency: Tensor, max_hops: int) -> Tensor:
+    """(B, N, N) relation of node j to node i as a bucket: 0 itself, k in 1..max_hops when i
+    reaches j in k links, max_hops + k when j reaches i in k links, 2 * max_hops + 1 otherwise
+    (unrelated, or further than max_hops)."""
+    links = (adjacency > 0).float()
+    n = links.shape[-1]
+    eye = torch.eye(n, dtype=torch.bool, device=links.device)
+    forward = torch.full(links.shape, 2 * max_hops + 1, dtype=torch.long, device=links.device)
+    forward[:, eye] = 0
+    backward = forward.clone()
+    reach = eye.float().expand_as(links)
+    for hops in range(1, max_hops + 1):
+        reach = ((reach @ links) > 0).float()  # reachable in exactly `hops` links
+        hit = reach > 0
+        forward = torch.where(hit & (forward > max_hops), hops, forward)
+        backward = torch.where(
+            hit.transpose(1, 2) & (backward > max_hops), max_hops + hops, backward
+        )
+    return torch.where(forward <= max_hops, forward, backward)
 
-    def __init__(self, vocabulary: int, nodes: int, dim: int, depth: int, heads: int = 4) -> None:
+
+@contextmanager
+def mha_fastpath(enabled: bool) -> Iterator[None]:
+    """Allow (or forbid) torch's fused multi-head-attention inference path within the block."""
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(enabled and before)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
+
+
+class GraphEncoder(nn.Module):
+    """Operation + node-index embeddings, `depth` pre-norm transformer layers, then the mean
+    over real nodes. Attention (`attention`, a CELL_ATTENTION name):
+    - `links`: a node attends to itself, its predecessors and its successors only (PINAT);
+    - `hops`: every real node attends to every other, with a learned per-head bias for each
+      directed hop distance (Graphormer's spatial encoding, directed), so one layer sees the
+      whole cell and still knows which node feeds which.
+    """
+
+    def __init__(
+        self,
+        vocabulary: int,
+        nodes: int,
+        dim: int,
+        depth: int,
+        heads: int = 4,
+        attention: str = "links",
+    ) -> None:
         super().__init__()
         self.op_embed = nn.Embedding(vocabulary, dim, padding_idx=0)
         self.pos_embed = nn.Parameter(torch.zeros(nodes, dim))
@@ -115,16 +174,26 @@ class GraphEncoder(nn.Module):
         self.layers = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.heads = heads
+        self.attention = CELL_ATTENTION.get(attention)
+        self.hop_bias = nn.Embedding(2 * MAX_HOPS + 2, heads) if attention == "hops" else None
 
     def forward(self, ops: Tensor, adjacency: Tensor) -> Tensor:
         real = ops > 0
         eye = torch.eye(ops.shape[1], dtype=torch.bool, device=ops.device)
-        linked = (adjacency > 0) | (adjacency > 0).transpose(1, 2) | eye
         # real nodes never attend to padding; padding attends to itself only (a query with
         # every key masked would give NaN)
-        blocked = ~(linked & (real.unsqueeze(1) | eye))
-        mask = blocked.repeat_interleave(self.heads, dim=0)
-        tokens = self.norm(self.layers(self.op_embed(ops) + self.pos_embed, mask=mask))
+        allowed = self.attention(adjacency) & (real.unsqueeze(1) | eye)
+        mask = torch.zeros(allowed.shape, device=ops.device).masked_fill(~allowed, float("-inf"))
+        mask = mask.unsqueeze(1)
+        if self.hop_bias is not None:
+            mask = mask + self.hop_bias(hop_buckets(adjacency, MAX_HOPS)).permute(0, 3, 1, 2)
+        else:
+            mask = mask.expand(-1, self.heads, -1, -1)
+        mask = mask.reshape(-1, *allowed.shape[1:])
+        # the inference fast path of nn.TransformerEncoder turns per-head float biases into NaN
+        # (torch 2.13); the bias needs the regular path
+        with mha_fastpath(self.hop_bias is None):
+            tokens = self.norm(self.layers(self.op_embed(ops) + self.pos_embed, mask=mask))
         tokens = torch.where(real.unsqueeze(-1), tokens, 0.0)
         return tokens.sum(dim=1) / real.sum(dim=1, keepdim=True).clamp(min=1)
 
@@ -162,28 +231,74 @@ class AggregateMLP(nn.Module):
 
 
 BRANCHES.register("cell")(
-    lambda shapes, dim, depth: GraphEncoder(shapes["vocabulary"], shapes["nodes"], dim, depth)
+    lambda shapes, dim, depth, cell_attention="links", **_: GraphEncoder(
+        shapes["vocabulary"], shapes["nodes"], dim, depth, attention=cell_attention
+    )
 )
-BRANCHES.register("slots")(lambda shapes, dim, depth: SlotMABN(shapes["slots"], dim, depth))
-BRANCHES.register("aggregates")(lambda shapes, dim, depth: AggregateMLP(shapes["aggregates"], dim))
+BRANCHES.register("slots")(lambda shapes, dim, depth, **_: SlotMABN(shapes["slots"], dim, depth))
+BRANCHES.register("aggregates")(
+    lambda shapes, dim, depth, **_: AggregateMLP(shapes["aggregates"], dim)
+)
 
 
 class FusionNet(nn.Module):
-    """Branch embeddings concatenated -> Bayesian MLP head -> score."""
+    """Branch embeddings concatenated -> Bayesian MLP head -> score.
 
-    def __init__(self, branches: list[str], shapes: dict[str, int], dim: int, depth: int) -> None:
+    With `branch_outputs` > 0 each branch also has a linear head of that many outputs on its own
+    embedding (`pretraining_outputs`), used by pretraining only."""
+
+    def __init__(
+        self,
+        branches: list[str],
+        shapes: dict[str, int],
+        dim: int,
+        depth: int,
+        branch_outputs: int = 0,
+        cell_attention: str = "links",
+    ) -> None:
         super().__init__()
         self.names = list(branches)
-        self.branches = nn.ModuleList(BRANCHES.get(b)(shapes, dim, depth) for b in branches)
+        self.branches = nn.ModuleList(
+            BRANCHES.get(b)(shapes, dim, depth, cell_attention=cell_attention) for b in branches
+        )
         self.hidden = BayesianLinear(dim * len(branches), dim)
         self.act = nn.GELU()
         self.out = BayesianLinear(dim, 1)
+        self.branch_heads = nn.ModuleList(
+            nn.Linear(dim, branch_outputs) for _ in branches if branch_outputs > 0
+        )
 
-    def forward(self, inputs: dict[str, tuple[Tensor, ...]]) -> Tensor:
-        parts = [
+    def _embeddings(self, inputs: dict[str, tuple[Tensor, ...]]) -> list[Tensor]:
+        return [
             branch(*inputs[name]) for name, branch in zip(self.names, self.branches, strict=True)
         ]
+
+    def _score(self, parts: list[Tensor]) -> Tensor:
         return self.out(self.act(self.hidden(torch.cat(parts, dim=1)))).squeeze(-1)
+
+    def forward(self, inputs: dict[str, tuple[Tensor, ...]]) -> Tensor:
+        return self._score(self._embeddings(inputs))
+
+    def pretraining_outputs(self, inputs: dict[str, tuple[Tensor, ...]]) -> Tensor:
+        """(n, 1 + branches * branch_outputs): the score, then each branch head's outputs."""
+        parts = self._embeddings(inputs)
+        heads = [head(part) for head, part in zip(self.branch_heads, parts, strict=False)]
+        return torch.cat([self._score(parts).unsqueeze(1), *heads], dim=1)
+
+
+def score_and_columns_loss(
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """For (n, 1 + k) outputs and targets: loss of column 0 plus the mean loss of the others."""
+
+    def loss(pred: Tensor, target: Tensor) -> Tensor:
+        total = loss_fn(pred[:, 0], target[:, 0])
+        if pred.shape[1] > 1:
+            columns = [loss_fn(pred[:, j], target[:, j]) for j in range(1, pred.shape[1])]
+            total = total + torch.stack(columns).mean()
+        return total
+
+    return loss
 
 
 def _zscore_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -225,6 +340,9 @@ class FusionPredictor(Predictor):
     all three and reused by every training size and target, bitwise the same as recomputed.
     The fit report's `pretrain_seconds` is what pretraining cost, measured now or when the
     reused weights were made (`pretrained_reused` counts those), so search costs can charge it.
+    `pretrain_branch_heads: true` also makes every branch learn each pretrain proxy's rank from
+    its own embedding alone, so the cell encoder learns what the proxies see in a cell's
+    structure instead of leaving the ranking to the aggregates branch.
     `slot_layout: packed` is the ablation of aligned slots: each arch's present layers are
     packed to the front in module order (position k = the k-th layer), as MABN sees them.
     """
@@ -234,12 +352,14 @@ class FusionPredictor(Predictor):
     branches: list[str] = field(default_factory=lambda: ["cell", "slots", "aggregates"])
     dim: int = 64
     depth: int = 2
+    cell_attention: str = "links"
     pretrain_proxies: list[str] = field(
         default_factory=lambda: ["net:nwot", "net:jacov", "synflow", "net:params", "net:flops"]
     )
     pretrain_epochs: int = 20
     pretrain_batch_size: int = 256
     pretrain_lr: float = 1e-3
+    pretrain_branch_heads: bool = False
     epochs: int = 200
     batch_size: int = 512
     lr: float = 3e-4
@@ -265,6 +385,7 @@ class FusionPredictor(Predictor):
         for name in self.branches:
             BRANCHES.get(name)
         TARGETS.get(self.target)
+        CELL_ATTENTION.get(self.cell_attention)
         SLOT_LAYOUTS.get(self.slot_layout)
         make_loss(self.loss)
         for name in ("dim", "depth", "epochs", "members", "mc_samples", "num_threads"):
@@ -345,7 +466,11 @@ class FusionPredictor(Predictor):
         lr: float,
         loss_fn: Callable[[Tensor, Tensor], Tensor],
         seed: int,
+        forward: Callable[[dict[str, tuple[Tensor, ...]]], Tensor] | None = None,
     ) -> float:
+        """Train `model` (through `forward`, default the model itself) on `target`; returns the
+        last batch's loss."""
+        forward = forward or model
         gen = torch.Generator().manual_seed(seed)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=self.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
@@ -355,7 +480,7 @@ class FusionPredictor(Predictor):
             for idx in _minibatches(target.shape[0], batch_size, gen):
                 idx = idx.to(target.device)
                 batch = {k: tuple(t[idx] for t in v) for k, v in inputs.items()}
-                loss = loss_fn(model(batch), target[idx])
+                loss = loss_fn(forward(batch), target[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -383,10 +508,19 @@ class FusionPredictor(Predictor):
         self._meta["shapes"] = shapes
         y = torch.tensor(TARGETS.get(self.target)(acc), dtype=torch.float32, device=device)
         pretraining = self.pretrain_epochs > 0 and bool(self.pretrain_proxies)
+        branch_outputs = (
+            len(self.pretrain_proxies) if pretraining and self.pretrain_branch_heads else 0
+        )
+        self._meta["branch_outputs"] = branch_outputs
         if pretraining:
-            proxy_rank = proxy_ensemble_rank(unlabelled, list(self.pretrain_proxies))
-            proxy_y = torch.tensor(proxy_rank, dtype=torch.float32, device=device)
-        pairwise = make_loss("pairwise")
+            proxies = list(self.pretrain_proxies)
+            columns = [proxy_ensemble_rank(unlabelled, proxies)]
+            if branch_outputs:
+                columns += [proxy_ensemble_rank(unlabelled, [p]) for p in proxies] * len(
+                    self.branches
+                )
+            proxy_y = torch.tensor(np.stack(columns, axis=1), dtype=torch.float32, device=device)
+        pretraining_loss = score_and_columns_loss(make_loss("pairwise"))
         loss_fn = make_loss(self.loss)
         self._models, losses = [], []
         reused, pretrain_s = 0, 0.0
@@ -394,7 +528,14 @@ class FusionPredictor(Predictor):
             for member in range(self.members):
                 member_seed = seed * 1000 + member
                 with seeded(member_seed, device):
-                    model = FusionNet(self.branches, shapes, self.dim, self.depth).to(device)
+                    model = FusionNet(
+                        self.branches,
+                        shapes,
+                        self.dim,
+                        self.depth,
+                        branch_outputs,
+                        self.cell_attention,
+                    ).to(device)
                     if pretraining:
                         cached = self._cached_pretraining(unlabelled, member_seed)
                         if cached is not None and cached.exists():
@@ -411,8 +552,9 @@ class FusionPredictor(Predictor):
                                 epochs=self.pretrain_epochs,
                                 batch_size=self.pretrain_batch_size,
                                 lr=self.pretrain_lr,
-                                loss_fn=pairwise,
+                                loss_fn=pretraining_loss,
                                 seed=member_seed,
+                                forward=model.pretraining_outputs,
                             )
                             spent = time.perf_counter() - t0
                             pretrain_s += spent
@@ -466,7 +608,14 @@ class FusionPredictor(Predictor):
             return None
         settings = {
             name: getattr(self, name)
-            for name in ("branches", "dim", "depth", "slot_layout", "weight_decay")
+            for name in (
+                "branches",
+                "dim",
+                "depth",
+                "cell_attention",
+                "slot_layout",
+                "weight_decay",
+            )
             + tuple(n for n in self.params if n.startswith("pretrain_") and n != "pretrain_cache")
         }
         digest = hashlib.sha256(json.dumps([settings, seed, torch.__version__]).encode())
@@ -529,7 +678,14 @@ class FusionPredictor(Predictor):
         self._models = []
         for weights in state["weights"]:
             with seeded(0, torch.device("cpu")):
-                model = FusionNet(self.branches, self._meta["shapes"], self.dim, self.depth)
+                model = FusionNet(
+                    self.branches,
+                    self._meta["shapes"],
+                    self.dim,
+                    self.depth,
+                    self._meta.get("branch_outputs", 0),
+                    self.cell_attention,
+                )
             model.load_state_dict(weights)
             self._models.append(model.to(device).eval())
         self._trees = state["trees"]
