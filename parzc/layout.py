@@ -25,8 +25,9 @@ TEMPLATES: dict[str, str] = {
     "matrix": "matrices/space={space}/dataset={dataset}/matrix.npz",
     "split": "splits/space={space}/dataset={dataset}/n{size}_seed{seed}.parquet",
     "model": "models/space={space}/dataset={dataset}/predictor={predictor}/n{size}_seed{seed}.pkl",
-    # pretrained weights of predictors that pretrain on the store (dataset: the proxies')
-    "pretrained": "models/pretrained/space={space}/dataset={dataset}/{key}.pt",
+    # a folder of pretrained weights of predictors that pretrain on the store, one file per
+    # digest of pool, seed and settings (dataset: the proxies')
+    "pretrained": "models/pretrained/space={space}/dataset={dataset}",
     "predictions": "predictions/space={space}/dataset={dataset}/predictor={predictor}/"
     "n{size}_seed{seed}.parquet",
     "metrics": "metrics/space={space}/dataset={dataset}/predictor={predictor}/"

@@ -58,10 +58,9 @@ def train_and_predict(
     accepted = {field.name for field in dataclasses.fields(PREDICTORS.get(model))}
     defaults = {"device": device} if "device" in accepted else {}
     if "pretrain_cache" in accepted:
-        pretrained = Layout.of("model", model_path).path(
-            "pretrained", space=data.space, dataset=data.dataset, key="-"
+        defaults["pretrain_cache"] = Layout.of("model", model_path).path(
+            "pretrained", space=data.space, dataset=data.dataset
         )
-        defaults["pretrain_cache"] = str(Path(pretrained).parent)
     predictor = create_predictor(model, **{**defaults, **params})
     started = time.perf_counter()
     pool = data.subset(data.arch_ids == data.network_ids).unlabelled()
