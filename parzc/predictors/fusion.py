@@ -1,8 +1,9 @@
 """ParZC-F: a parametric proxy over everything the store knows about an architecture.
 
 Three branches, each a registry option (`branches`), embed one view of an architecture:
-- `cell`: its cell graph (operations and DAG links) by a graph transformer whose attention
-  follows the links (`GraphEncoder`, PINAT-style adjacency-masked attention);
+- `cell`: its cell graph (operations and DAG links) by a graph transformer (`GraphEncoder`)
+  whose attention follows the links (`cell_attention: links`, PINAT-style) or spans the cell
+  with a learned bias per directed hop distance (`hops`);
 - `slots`: ParZC's MABN over the per-layer statistics of every stored layer proxy, each layer in
   the slot named by its role (`FeatureMatrix.slots`) rather than its position, as signed-log
   values z-scored per (proxy, slot) plus a present-mask;
@@ -16,7 +17,8 @@ and lets each branch be ablated alone.
 
 Training has two stages:
 1. `pretrain` (zero label cost): on the unlabelled pool (every extracted architecture), learn
-   the ranking of a proxy ensemble, the mean rank of `pretrain_proxies`;
+   the ranking of a proxy ensemble, the mean rank of `pretrain_proxies` (and, with
+   `pretrain_branch_heads`, each proxy's rank from every branch alone);
 2. fine-tune on the labelled architectures with `loss` on `target`-transformed accuracies.
 `members` such models (seeds seed*1000+k) and optionally gradient-boosted trees (`tree_weight`)
 are averaged as scores z-scored over the pool; the uncertainty is the spread of the members' MC
