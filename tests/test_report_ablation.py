@@ -206,3 +206,14 @@ def test_metrics_files_from_before_a_new_metric_still_aggregate(tmp_path):
     new.write_parquet(tmp_path / "new.parquet")
     frame = report.collect_metrics([tmp_path / "old.parquet", tmp_path / "new.parquet"])
     assert frame["uncertainty_error_spearman"].to_list() == [None, 0.2]
+
+
+def test_correlation_table_of_files_without_a_new_summary_metric():
+    """Metrics written before `val_acc_kendall` existed still give a table, without its column."""
+    metrics = metrics_frame({"mabn": {"model": "mabn"}}).drop("val_acc_kendall")
+    table = report.correlation_table(metrics)
+    assert "kendall_mean" in table.columns and "val_acc_kendall_mean" not in table.columns
+    assert (
+        "val_acc_kendall_mean"
+        in report.correlation_table(metrics_frame({"a": {"model": "gbdt"}})).columns
+    )
