@@ -397,3 +397,52 @@ def test_failing_pass_gives_nan_and_reason_and_restores_model():
     assert "net:jacov" in r.nan_reasons and np.isnan(r.network["jacov"])
     assert r.per_layer["params"].tolist() == [15.0]
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+class _NotDifferentiable(torch.autograd.Function):
+    """Identity whose backward raises, as for a kernel without a derivative formula."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("derivative for fused_kernel_backward is not implemented")
+
+
+class _TanhWithoutDoubleBackward(torch.autograd.Function):
+    """tanh whose backward cannot itself be differentiated (like a fused attention kernel's)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        y = torch.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return _NotDifferentiable.apply(grad * (1 - y * y))
+
+
+class _SingleBackwardNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(_TanhWithoutDoubleBackward.apply(self.act(self.fc1(x))))
+
+
+def test_failed_hessian_product_only_loses_grasp():
+    x, y = batch()
+    net = _fill(_SingleBackwardNet().double(), 5)
+    r = run(net, x, y, ["grasp", "snip", "fisher"], ["jacov", "nwot"])
+    assert np.isnan(r.per_layer["grasp"]).all()
+    assert "Hessian-gradient product failed" in r.nan_reasons["layer:grasp"]
+    assert set(r.nan_reasons) == {"layer:grasp"}
+    assert np.isfinite(r.per_layer["snip"]).all() and np.isfinite(r.per_layer["fisher"]).all()
+    alone = run(net, x, y, ["snip", "fisher"], ["jacov", "nwot"])
+    np.testing.assert_array_equal(alone.per_layer["snip"], r.per_layer["snip"])
+    assert alone.network == r.network

@@ -102,3 +102,19 @@ def test_onehot_is_fixed_length() -> None:
     assert np.array_equal(short[:6], [1, 0, 0, 1, 0, 0])
     blocks = short[6:].reshape(14, 4)
     assert (blocks[:12] == [1, 0, 0, 1]).all() and not blocks[12:].any()
+
+
+def test_every_proxy_is_finite_on_a_vit_including_grasp() -> None:
+    """grasp's Hessian-gradient product needs an attention backward that is differentiable."""
+    from parzc.proxies import LAYER_PROXIES, NETWORK_PROXIES
+    from parzc.proxies.batch import load_batch
+    from parzc.proxies.compute import compute_proxies
+
+    torch.manual_seed(0)
+    model = AutoFormer().build(subnet(192, [3.5] * 12, [3] * 12), "cifar100")
+    batch = load_batch(4, 0, num_classes=100)
+    layer, network = LAYER_PROXIES.names(), NETWORK_PROXIES.names()
+    r = compute_proxies(model, batch.images, batch.labels, layer, network, 100)
+    assert r.nan_reasons == {}
+    assert all(np.isfinite(v).all() for v in r.per_layer.values())
+    assert np.abs(r.per_layer["grasp"]).sum() > 0

@@ -8,7 +8,9 @@ needs one of them. The passes:
   ``autograd.grad`` of ``sum(logits)`` w.r.t. the input (``jacobian``) and of the mean
   cross-entropy w.r.t. layer weights (``grad``) and layer outputs (``fisher``); with ``hessian`` the
   weight gradient is taken with ``create_graph`` and ``H g`` follows from a second
-  ``autograd.grad`` on the same graph (no extra forward).
+  ``autograd.grad`` on the same graph (no extra forward); if that second step fails, only
+  ``hessian``'s proxies become NaN. Attention runs on SDPA's math backend here, the one whose
+  backward is itself differentiable, whatever the requested needs.
 - ``synflow``: one float64 forward+backward of the linearised network (|params|, BN in eval mode
   with fresh statistics) on an all-ones input of batch 1.
 - ``zen``: two no-grad forwards (train-mode BN) on seeded Gaussian inputs.
@@ -21,13 +23,14 @@ without any deep copy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
@@ -129,6 +132,18 @@ def pass_state(
 
 
 @contextmanager
+def failures_recorded(d: PassData, needs: Iterable[str], step: str) -> Iterator[None]:
+    """A failure of the block (out of memory excepted) marks `needs` failed in `d.failed`."""
+    try:
+        yield
+    except RESOURCE_ERRORS:
+        raise
+    except Exception as e:  # a numerical/model fault makes the dependent proxies NaN
+        for need in needs:
+            d.failed.setdefault(need, f"{step} failed: {type(e).__name__}: {e}")
+
+
+@contextmanager
 def hooks(pairs: Sequence[tuple[nn.Module, Callable]]) -> Iterator[None]:
     """Register forward hooks for the duration of the block."""
     handles = [m.register_forward_hook(h) for m, h in pairs]
@@ -179,7 +194,12 @@ def data_pass(d: PassData, wanted: frozenset[str]) -> None:
         if len(pairs) == len(layers):
             d.failed["codes"] = "no ReLU-like activation module (nn.ReLU/ReLU6/LeakyReLU/GELU)"
     need_grad = bool(wanted & {"grad", "hessian", "fisher", "jacobian"})
-    with pass_state(model, train=True), hooks(pairs), torch.set_grad_enabled(need_grad):
+    with (
+        pass_state(model, train=True),
+        hooks(pairs),
+        torch.set_grad_enabled(need_grad),
+        sdpa_kernel(SDPBackend.MATH),  # the attention backend whose backward is differentiable
+    ):
         x = d.images.detach().clone().requires_grad_("jacobian" in wanted)
         logits = model(x)
         d.flops = flops
@@ -204,9 +224,10 @@ def data_pass(d: PassData, wanted: frozenset[str]) -> None:
                 for i, (_, m) in enumerate(layers)
             ]
         if hessian:
-            terms = [(g.detach() * g).sum() for g in wgrads if g.requires_grad]
-            z = torch.stack(terms).sum() if terms else loss.new_zeros(())
-            d.hess_grads = [g.detach() for g in grad_or_zeros(z, weights)]
+            with failures_recorded(d, ["hessian"], "Hessian-gradient product"):
+                terms = [(g.detach() * g).sum() for g in wgrads if g.requires_grad]
+                z = torch.stack(terms).sum() if terms else loss.new_zeros(())
+                d.hess_grads = [g.detach() for g in grad_or_zeros(z, weights)]
 
 
 def _fresh_double(module: nn.Module, name: str, buf: Tensor) -> Tensor:
@@ -302,12 +323,6 @@ def run_passes(d: PassData, needs: frozenset[str]) -> None:
     """Run each pass serving some need; a failing pass marks its needs in `d.failed`."""
     for name, (serves, fn) in PASSES.items():
         wanted = needs & serves
-        if not wanted:
-            continue
-        try:
-            fn(d, wanted)
-        except RESOURCE_ERRORS:
-            raise
-        except Exception as e:  # a numerical/model fault makes the dependent proxies NaN
-            for need in wanted:
-                d.failed.setdefault(need, f"{name} pass failed: {type(e).__name__}: {e}")
+        if wanted:
+            with failures_recorded(d, wanted, f"{name} pass"):
+                fn(d, wanted)
