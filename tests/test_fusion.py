@@ -190,6 +190,25 @@ def test_branch_heads_learn_each_proxy_from_one_branch(mini_matrix):
     assert len(plain._models[0].branch_heads) == 0
 
 
+def test_finetuning_can_keep_the_pretraining_objective(mini_matrix):
+    """finetune_pretraining_weight > 0 keeps pretraining's loss on the pool while fitting the
+    labels: fitted to labels that contradict the proxy ensemble, the model still ranks the pool
+    more like the ensemble than a model fine-tuned without it."""
+    from scipy.stats import kendalltau
+
+    pool, proxies = mini_matrix.unlabelled(), FAST["pretrain_proxies"]
+    train = mini_matrix.subset(np.arange(6))
+    train.val_acc = -proxy_ensemble_rank(train, proxies)  # labels against the ensemble
+    params = {**FAST, "pretrain_epochs": 40, "epochs": 80, "pretrain_lr": 3e-3, "lr": 3e-3}
+    agreement = {}
+    for weight in (0.0, 1.0):
+        model = create_predictor("fusion", **params, finetune_pretraining_weight=weight)
+        model.fit(train, seed=0, pool=pool)
+        score = model.predict(pool)[0]
+        agreement[weight] = kendalltau(score, proxy_ensemble_rank(pool, proxies)).statistic
+    assert agreement[1.0] > agreement[0.0] + 0.2, agreement
+
+
 def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
     train, pool = mini_matrix.subset(np.arange(6)), mini_matrix.unlabelled()
     fresh = create_predictor("fusion", **FAST)
@@ -217,6 +236,7 @@ def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
         ({"cell_attention": "global"}, "cell attention"),
         ({"tree_weight": 1.5}, "tree_weight"),
         ({"members": 0}, "members"),
+        ({"finetune_pretraining_weight": -0.5}, "finetune_pretraining_weight"),
         ({"pretrain_proxies": ["net:zen"]}, "net:zen"),
     ],
 )

@@ -321,6 +321,25 @@ def _standardised(values: np.ndarray, stats: tuple[np.ndarray, np.ndarray]) -> n
     return np.concatenate([scaled, present], axis=1).astype(np.float32)
 
 
+@dataclass
+class AuxiliaryTask:
+    """A second objective kept during fine-tuning: `weight` x `loss_fn(forward(x), y)` on a
+    random minibatch of `batch_size` rows of (`inputs`, `target`) per step."""
+
+    inputs: dict[str, tuple[Tensor, ...]]
+    target: Tensor
+    forward: Callable[[dict[str, tuple[Tensor, ...]]], Tensor]
+    loss_fn: Callable[[Tensor, Tensor], Tensor]
+    weight: float
+    batch_size: int
+
+    def loss(self, gen: torch.Generator) -> Tensor:
+        n = self.target.shape[0]
+        idx = torch.randperm(n, generator=gen)[: self.batch_size].to(self.target.device)
+        batch = {k: tuple(t[idx] for t in v) for k, v in self.inputs.items()}
+        return self.weight * self.loss_fn(self.forward(batch), self.target[idx])
+
+
 def _minibatches(n: int, batch_size: int, gen: torch.Generator) -> list[Tensor]:
     if n <= batch_size:
         return [torch.arange(n)]
@@ -345,6 +364,9 @@ class FusionPredictor(Predictor):
     `pretrain_branch_heads: true` also makes every branch learn each pretrain proxy's rank from
     its own embedding alone, so the cell encoder learns what the proxies see in a cell's
     structure instead of leaving the ranking to the aggregates branch.
+    `finetune_pretraining_weight` > 0 keeps pretraining's loss, on a random pool minibatch per
+    step and with this weight, while fine-tuning on the labels, so a few labels adjust the
+    pretrained ranking instead of overwriting it.
     `slot_layout: packed` is the ablation of aligned slots: each arch's present layers are
     packed to the front in module order (position k = the k-th layer), as MABN sees them.
     """
@@ -362,6 +384,7 @@ class FusionPredictor(Predictor):
     pretrain_batch_size: int = 256
     pretrain_lr: float = 1e-3
     pretrain_branch_heads: bool = False
+    finetune_pretraining_weight: float = 0.0
     epochs: int = 200
     batch_size: int = 512
     lr: float = 3e-4
@@ -393,6 +416,11 @@ class FusionPredictor(Predictor):
         for name in ("dim", "depth", "epochs", "members", "mc_samples", "num_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"fusion: {name} must be >= 1, got {getattr(self, name)}")
+        if self.finetune_pretraining_weight < 0:
+            raise ValueError(
+                "fusion: finetune_pretraining_weight must be >= 0, got "
+                f"{self.finetune_pretraining_weight}"
+            )
         if not 0.0 <= self.tree_weight <= 1.0:
             raise ValueError(f"fusion: tree_weight must lie in [0, 1], got {self.tree_weight}")
 
@@ -469,9 +497,11 @@ class FusionPredictor(Predictor):
         loss_fn: Callable[[Tensor, Tensor], Tensor],
         seed: int,
         forward: Callable[[dict[str, tuple[Tensor, ...]]], Tensor] | None = None,
+        auxiliary: AuxiliaryTask | None = None,
     ) -> float:
-        """Train `model` (through `forward`, default the model itself) on `target`; returns the
-        last batch's loss."""
+        """Train `model` (through `forward`, default the model itself) on `target`, plus
+        `auxiliary`'s weighted loss on one of its random minibatches per step; returns the last
+        batch's loss."""
         forward = forward or model
         gen = torch.Generator().manual_seed(seed)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=self.weight_decay)
@@ -483,8 +513,9 @@ class FusionPredictor(Predictor):
                 idx = idx.to(target.device)
                 batch = {k: tuple(t[idx] for t in v) for k, v in inputs.items()}
                 loss = loss_fn(forward(batch), target[idx])
+                total = loss if auxiliary is None else loss + auxiliary.loss(gen)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                total.backward()
                 opt.step()
             sched.step()
         model.eval()
@@ -566,6 +597,16 @@ class FusionPredictor(Predictor):
                                     "seconds": spent,
                                 }
                                 write_atomic(cached, lambda tmp, sv=saved: torch.save(sv, tmp))
+                auxiliary = None
+                if pretraining and self.finetune_pretraining_weight > 0:
+                    auxiliary = AuxiliaryTask(
+                        pool_in,
+                        proxy_y,
+                        model.pretraining_outputs,
+                        pretraining_loss,
+                        self.finetune_pretraining_weight,
+                        self.pretrain_batch_size,
+                    )
                 with seeded(member_seed + 1, device):  # the same whether pretraining was reused
                     losses.append(
                         self._train_stage(
@@ -577,6 +618,7 @@ class FusionPredictor(Predictor):
                             lr=self.lr,
                             loss_fn=loss_fn,
                             seed=member_seed + 1,
+                            auxiliary=auxiliary,
                         )
                     )
                 self._models.append(model)
