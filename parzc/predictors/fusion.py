@@ -321,6 +321,11 @@ def _standardised(values: np.ndarray, stats: tuple[np.ndarray, np.ndarray]) -> n
     return np.concatenate([scaled, present], axis=1).astype(np.float32)
 
 
+def _rows(inputs: dict[str, tuple[Tensor, ...]], idx: Tensor) -> dict[str, tuple[Tensor, ...]]:
+    """The rows `idx` of every branch's input tensors."""
+    return {name: tuple(t[idx] for t in parts) for name, parts in inputs.items()}
+
+
 @dataclass
 class AuxiliaryTask:
     """A second objective kept during fine-tuning: `weight` x `loss_fn(forward(x), y)` on a
@@ -336,8 +341,7 @@ class AuxiliaryTask:
     def loss(self, gen: torch.Generator) -> Tensor:
         n = self.target.shape[0]
         idx = torch.randperm(n, generator=gen)[: self.batch_size].to(self.target.device)
-        batch = {k: tuple(t[idx] for t in v) for k, v in self.inputs.items()}
-        return self.weight * self.loss_fn(self.forward(batch), self.target[idx])
+        return self.weight * self.loss_fn(self.forward(_rows(self.inputs, idx)), self.target[idx])
 
 
 def _minibatches(n: int, batch_size: int, gen: torch.Generator) -> list[Tensor]:
@@ -423,6 +427,15 @@ class FusionPredictor(Predictor):
             )
         if not 0.0 <= self.tree_weight <= 1.0:
             raise ValueError(f"fusion: tree_weight must lie in [0, 1], got {self.tree_weight}")
+
+    @property
+    def _pretraining(self) -> bool:
+        return self.pretrain_epochs > 0 and bool(self.pretrain_proxies)
+
+    @property
+    def _branch_outputs(self) -> int:
+        """Outputs of each branch's pretraining head: one per pretrain proxy, or 0 (no heads)."""
+        return len(self.pretrain_proxies) if self._pretraining and self.pretrain_branch_heads else 0
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -511,8 +524,7 @@ class FusionPredictor(Predictor):
         for _ in range(epochs):
             for idx in _minibatches(target.shape[0], batch_size, gen):
                 idx = idx.to(target.device)
-                batch = {k: tuple(t[idx] for t in v) for k, v in inputs.items()}
-                loss = loss_fn(forward(batch), target[idx])
+                loss = loss_fn(forward(_rows(inputs, idx)), target[idx])
                 total = loss if auxiliary is None else loss + auxiliary.loss(gen)
                 opt.zero_grad(set_to_none=True)
                 total.backward()
@@ -540,15 +552,10 @@ class FusionPredictor(Predictor):
         shapes = self._shapes(train_in, len(train.graph_vocabulary))
         self._meta["shapes"] = shapes
         y = torch.tensor(TARGETS.get(self.target)(acc), dtype=torch.float32, device=device)
-        pretraining = self.pretrain_epochs > 0 and bool(self.pretrain_proxies)
-        branch_outputs = (
-            len(self.pretrain_proxies) if pretraining and self.pretrain_branch_heads else 0
-        )
-        self._meta["branch_outputs"] = branch_outputs
-        if pretraining:
+        if self._pretraining:
             proxies = list(self.pretrain_proxies)
             columns = [proxy_ensemble_rank(unlabelled, proxies)]
-            if branch_outputs:
+            if self._branch_outputs:
                 columns += [proxy_ensemble_rank(unlabelled, [p]) for p in proxies] * len(
                     self.branches
                 )
@@ -566,10 +573,10 @@ class FusionPredictor(Predictor):
                         shapes,
                         self.dim,
                         self.depth,
-                        branch_outputs,
+                        self._branch_outputs,
                         self.cell_attention,
                     ).to(device)
-                    if pretraining:
+                    if self._pretraining:
                         cached = self._cached_pretraining(unlabelled, member_seed)
                         if cached is not None and cached.exists():
                             saved = torch.load(cached, map_location=device)
@@ -598,7 +605,7 @@ class FusionPredictor(Predictor):
                                 }
                                 write_atomic(cached, lambda tmp, sv=saved: torch.save(sv, tmp))
                 auxiliary = None
-                if pretraining and self.finetune_pretraining_weight > 0:
+                if self._pretraining and self.finetune_pretraining_weight > 0:
                     auxiliary = AuxiliaryTask(
                         pool_in,
                         proxy_y,
@@ -632,7 +639,7 @@ class FusionPredictor(Predictor):
         self._meta["scales"] = [(float(s.mean()), float(s.std()) or 1.0) for s in pool_scores]
         return {
             "epochs": self.epochs,
-            "pretrain_epochs": self.pretrain_epochs if pretraining else 0,
+            "pretrain_epochs": self.pretrain_epochs if self._pretraining else 0,
             "pretrain_seconds": pretrain_s,
             "pretrained_reused": reused,
             "final_loss": float(np.mean(losses)),
@@ -727,7 +734,7 @@ class FusionPredictor(Predictor):
                     self._meta["shapes"],
                     self.dim,
                     self.depth,
-                    self._meta.get("branch_outputs", 0),
+                    self._branch_outputs,
                     self.cell_attention,
                 )
             model.load_state_dict(weights)
