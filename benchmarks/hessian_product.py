@@ -6,7 +6,9 @@ Per network (one thread, batch 16, train-mode BN), milliseconds of forward + dL/
 - `reverse-over-reverse`: what parzc's data pass does (dL/dW with create_graph, then the
   gradient of sum(stop_grad(g) * g));
 - `forward-over-reverse`: torch.func.jvp of torch.func.grad (Pearlmutter's R-operator);
-- `reverse-over-reverse, channels_last`: the first way with NHWC tensors.
+- `reverse-over-reverse, channels_last`: the first way with NHWC tensors;
+- `reverse-over-reverse, closed forms`: the first way with batch norm's and conv2d's double
+  backwards in closed form (`parzc.proxies.double_backward`, what the data pass uses now).
 Also the largest relative difference of each H g from the first way's, and the share of the
 first way's time spent in batch norm's double backward (torch.profiler).
 """
@@ -25,6 +27,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, jvp
 
 from parzc.proxies.batch import load_batch
+from parzc.proxies.double_backward import ClosedFormDoubleBackward
 from parzc.proxies.passes import find_layers
 from parzc.spaces import get_space
 
@@ -39,6 +42,11 @@ def reverse_over_reverse(model: nn.Module, x: Tensor, y: Tensor) -> list[Tensor]
 def channels_last(model: nn.Module, x: Tensor, y: Tensor) -> list[Tensor]:
     model = model.to(memory_format=torch.channels_last)
     return reverse_over_reverse(model, x.contiguous(memory_format=torch.channels_last), y)
+
+
+def closed_form(model: nn.Module, x: Tensor, y: Tensor) -> list[Tensor]:
+    with ClosedFormDoubleBackward():
+        return reverse_over_reverse(model, x, y)
 
 
 def forward_over_reverse(model: nn.Module, x: Tensor, y: Tensor) -> list[Tensor]:
@@ -59,6 +67,7 @@ WAYS: dict[str, Callable[[nn.Module, Tensor, Tensor], list[Tensor]]] = {
     "reverse-over-reverse": reverse_over_reverse,
     "forward-over-reverse": forward_over_reverse,
     "reverse-over-reverse, channels_last": channels_last,
+    "reverse-over-reverse, closed forms": closed_form,
 }
 
 

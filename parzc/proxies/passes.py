@@ -24,7 +24,7 @@ without any deep copy.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -34,6 +34,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
+from parzc.proxies.double_backward import ClosedFormDoubleBackward
 from parzc.proxies.network import ZEN_EPS
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
@@ -194,11 +195,14 @@ def data_pass(d: PassData, wanted: frozenset[str]) -> None:
         if len(pairs) == len(layers):
             d.failed["codes"] = "no ReLU-like activation module (nn.ReLU/ReLU6/LeakyReLU/GELU)"
     need_grad = bool(wanted & {"grad", "hessian", "fisher", "jacobian"})
+    hessian = "hessian" in wanted
+    closed_form = ClosedFormDoubleBackward() if hessian else None  # cheap H g, same first order
     with (
         pass_state(model, train=True),
         hooks(pairs),
         torch.set_grad_enabled(need_grad),
         sdpa_kernel(SDPBackend.MATH),  # the attention backend whose backward is differentiable
+        closed_form or nullcontext(),
     ):
         x = d.images.detach().clone().requires_grad_("jacobian" in wanted)
         logits = model(x)
@@ -206,14 +210,14 @@ def data_pass(d: PassData, wanted: frozenset[str]) -> None:
         if "codes" in wanted and "codes" not in d.failed:
             d.code_kernel = kernel
         if "jacobian" in wanted:
-            (jac,) = grad_or_zeros(logits.sum(), [x], retain_graph=True)
+            with closed_form.input_gradients_only() if closed_form else nullcontext():
+                (jac,) = grad_or_zeros(logits.sum(), [x], retain_graph=True)
             d.jacobian = jac.detach().reshape(n, -1)
         if not wanted & {"grad", "hessian", "fisher"}:
             return
         loss = F.cross_entropy(logits, d.labels)
         weights = [m.weight for _, m in layers]
         flat_acts = [a for per_layer in acts for a in per_layer]
-        hessian = "hessian" in wanted
         grads = grad_or_zeros(loss, weights + flat_acts, create_graph=hessian, retain_graph=True)
         wgrads, agrads = grads[: len(weights)], iter(grads[len(weights) :])
         d.grads = [g.detach() for g in wgrads]
