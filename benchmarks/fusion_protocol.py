@@ -21,6 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from parzc import stages
+from parzc.allocator import retain_freed_memory
 from parzc.layout import Layout
 from parzc.store import Store
 from parzc.store.matrix import FeatureMatrix
@@ -28,6 +29,7 @@ from parzc.training.run import train_and_predict
 
 
 def main() -> None:
+    retain_freed_memory()  # as the train rule's job does
     results, target, label, model, params, sizes, seeds = sys.argv[1:8]
     layout = Layout(results)
     cache = Path(results) / "matrices-v2" / f"{target}.npz"  # the DAG's own may be older

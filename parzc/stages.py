@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from parzc.allocator import retain_freed_memory
 from parzc.io import write_parquet, write_text
 from parzc.sharding import ExtractSettings, shard_arch_ids
 
@@ -31,6 +32,7 @@ def extract(
     """Extract the networks at positions start..end of the settings' order into one shard."""
     from parzc.extract import extract_shard
 
+    retain_freed_memory()
     ids = shard_arch_ids(settings.space, settings.arch_seed, start, end)
     summary = extract_shard(settings, ids, features, arch_stats, device)
     log.info("%s", summary)
@@ -83,6 +85,7 @@ def train(
     from parzc.store.matrix import FeatureMatrix
     from parzc.training.run import train_and_predict
 
+    retain_freed_memory()
     data = FeatureMatrix.load(matrix)
     return train_and_predict(
         data, label, model, params, split_path, seed, predictions, model_path, device=device
@@ -169,6 +172,7 @@ def search(
     cost; `settings` is the config's `search` section."""
     from parzc.search.run import save_search, search_job
 
+    retain_freed_memory()
     store = _store(features, arch_stats)
     result, cost = search_job(
         store,

@@ -7,11 +7,14 @@ moved. Tests that need a real GPU are marked `gpu` and skip without one.
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 import pytest
 import torch
 from conftest import ARCH_SEED, mini_settings
 
+from parzc.allocator import retain_freed_memory
 from parzc.device import DEVICE_CHOICES, limit_threads, resolve_device
 from parzc.extract import extract_shard
 from parzc.sharding import shard_arch_ids
@@ -147,3 +150,9 @@ def test_training_on_gpu(mini_store):
     assert report["device"].startswith("cuda")
     score, _ = predictor.predict(data)
     assert np.isfinite(score).all()
+
+
+def test_retaining_freed_memory_is_applied_once_on_glibc():
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert retain_freed_memory() is glibc
+    assert retain_freed_memory() is glibc  # idempotent
