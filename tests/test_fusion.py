@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from parzc.neighbours import nearest_encodings
 from parzc.predictors import create_predictor
 from parzc.predictors.fusion import packed_slots, proxy_ensemble_rank, rank_target
 from parzc.registry import UnknownNameError
@@ -148,8 +149,12 @@ def test_rank_target_and_proxy_ensemble_rank(mini_matrix):
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"cell_attention": "hops", "pretrain_branch_heads": True}],
-    ids=["links", "hops+branch_heads"],
+    [
+        {},
+        {"cell_attention": "hops", "pretrain_branch_heads": True},
+        {"members": 2, "neighbour_smoothing": 0.3},
+    ],
+    ids=["links", "hops+branch_heads", "members+smoothing"],
 )
 def test_fusion_fits_predicts_and_reloads_bitwise(tmp_path, mini_matrix, options):
     train, pool = mini_matrix.subset(np.arange(6)), mini_matrix.unlabelled()
@@ -165,6 +170,23 @@ def test_fusion_fits_predicts_and_reloads_bitwise(tmp_path, mini_matrix, options
     twin = create_predictor("fusion", **FAST, **options, mc_samples=3, tree_weight=0.5)
     twin.fit(train, seed=0, pool=pool)
     np.testing.assert_array_equal(twin.predict(mini_matrix)[0], score)
+
+
+def test_neighbour_smoothing_averages_with_the_nearest_encodings_pool_scores(mini_matrix):
+    """Smoothing mixes a score with the mean pool score of its one-edit neighbours; the
+    networks themselves are those of the unsmoothed fit (same seed)."""
+    train, pool = mini_matrix.subset(np.arange(6)), mini_matrix.unlabelled()
+    plain = create_predictor("fusion", **FAST, tree_weight=0.5)
+    plain.fit(train, seed=0, pool=pool)
+    smooth = create_predictor("fusion", **FAST, tree_weight=0.5, neighbour_smoothing=0.3)
+    smooth.fit(train, seed=0, pool=pool)
+    score, pool_score = plain.predict(mini_matrix)[0], plain.predict(pool)[0]
+    neighbours = nearest_encodings(mini_matrix.onehot, pool.onehot)
+    assert all(len(n) for n in neighbours)
+    expected = [
+        0.7 * s + 0.3 * pool_score[n].mean() for s, n in zip(score, neighbours, strict=True)
+    ]
+    np.testing.assert_allclose(smooth.predict(mini_matrix)[0], expected, rtol=1e-9)
 
 
 def test_branch_heads_learn_each_proxy_from_one_branch(mini_matrix):
@@ -237,6 +259,7 @@ def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
         ({"tree_weight": 1.5}, "tree_weight"),
         ({"members": 0}, "members"),
         ({"finetune_pretraining_weight": -0.5}, "finetune_pretraining_weight"),
+        ({"neighbour_smoothing": 1.0}, "neighbour_smoothing"),
         ({"pretrain_proxies": ["net:zen"]}, "net:zen"),
     ],
 )

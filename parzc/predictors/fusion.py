@@ -21,8 +21,9 @@ Training has two stages:
    `pretrain_branch_heads`, each proxy's rank from every branch alone);
 2. fine-tune on the labelled architectures with `loss` on `target`-transformed accuracies.
 `members` such models (seeds seed*1000+k) and optionally gradient-boosted trees (`tree_weight`)
-are averaged as scores z-scored over the pool; the uncertainty is the spread of the members' MC
-samples.
+are averaged as scores z-scored over the pool, optionally smoothed over each architecture's
+nearest encodings in the pool (`neighbour_smoothing`); the uncertainty is the spread of the
+members' MC samples.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from torch import Tensor, nn
 
 from parzc.device import resolve_device
 from parzc.io import write_atomic
+from parzc.neighbours import smoothed
 from parzc.predictors.base import (
     PREDICTORS,
     NotFittedError,
@@ -371,6 +373,9 @@ class FusionPredictor(Predictor):
     `finetune_pretraining_weight` > 0 keeps pretraining's loss, on a random pool minibatch per
     step and with this weight, while fine-tuning on the labels, so a few labels adjust the
     pretrained ranking instead of overwriting it.
+    `neighbour_smoothing` > 0 mixes each score, with this weight, with the mean pool score of
+    its nearest operation encodings (NB201: one operation changed; `parzc.neighbours`), a
+    label-free prior that accuracy changes little under one edit; it needs one-hot encodings.
     `slot_layout: packed` is the ablation of aligned slots: each arch's present layers are
     packed to the front in module order (position k = the k-th layer), as MABN sees them.
     """
@@ -397,6 +402,7 @@ class FusionPredictor(Predictor):
     target: str = "rank"
     members: int = 1
     tree_weight: float = 0.0
+    neighbour_smoothing: float = 0.0
     slot_layout: str = "aligned"
     mc_samples: int = 1
     eval_seed: int = 0
@@ -427,6 +433,10 @@ class FusionPredictor(Predictor):
             )
         if not 0.0 <= self.tree_weight <= 1.0:
             raise ValueError(f"fusion: tree_weight must lie in [0, 1], got {self.tree_weight}")
+        if not 0.0 <= self.neighbour_smoothing < 1.0:
+            raise ValueError(
+                f"fusion: neighbour_smoothing must lie in [0, 1), got {self.neighbour_smoothing}"
+            )
 
     @property
     def _pretraining(self) -> bool:
@@ -637,6 +647,16 @@ class FusionPredictor(Predictor):
         if self._trees is not None:
             pool_scores.append(self._trees.predict(unlabelled)[0])
         self._meta["scales"] = [(float(s.mean()), float(s.std()) or 1.0) for s in pool_scores]
+        if self.neighbour_smoothing > 0:
+            if unlabelled.onehot is None:
+                raise ValueError("fusion: neighbour_smoothing needs the pool's one-hot encodings")
+            scales = self._meta["scales"]
+            members = [(s - m) / sd for s, (m, sd) in zip(pool_scores, scales, strict=False)]
+            trees = pool_scores[-1] if self._trees is not None else None
+            self._meta["neighbour_pool"] = (
+                unlabelled.onehot.astype(np.uint8),
+                self._blend(members[: self.members], trees),
+            )
         return {
             "epochs": self.epochs,
             "pretrain_epochs": self.pretrain_epochs if self._pretraining else 0,
@@ -703,15 +723,25 @@ class FusionPredictor(Predictor):
         device = next(self._models[0].parameters()).device
         samples = self._mc_scores(self._inputs(data, device))
         nets = [(s - m) / sd for s, (m, sd) in zip(samples, scales, strict=False)]
-        net_mean = np.mean([s.mean(axis=0) for s in nets], axis=0)
-        score = net_mean
-        if self._trees is not None:
-            mean, sd = scales[-1]
-            trees = (self._trees.predict(data)[0] - mean) / sd
-            score = (1 - self.tree_weight) * net_mean + self.tree_weight * trees
+        trees = self._trees.predict(data)[0] if self._trees is not None else None
+        score = self._blend([n.mean(axis=0) for n in nets], trees)
+        if self.neighbour_smoothing > 0:
+            if data.onehot is None:
+                raise ValueError("fusion: neighbour_smoothing needs one-hot encodings to score")
+            pool_onehot, pool_score = self._meta["neighbour_pool"]
+            score = smoothed(score, data.onehot, pool_onehot, pool_score, self.neighbour_smoothing)
         spread = np.concatenate(nets, axis=0)
         uncertainty = spread.std(axis=0) if spread.shape[0] > 1 else None
         return score.astype(np.float64), uncertainty
+
+    def _blend(self, members: list[np.ndarray], trees: np.ndarray | None) -> np.ndarray:
+        """The mean of the members' pool-z-scored scores, mixed by tree_weight with the trees'
+        raw scores z-scored over the pool."""
+        score = np.mean(members, axis=0)
+        if trees is None:
+            return score
+        mean, sd = self._meta["scales"][-1]
+        return (1 - self.tree_weight) * score + self.tree_weight * (trees - mean) / sd
 
     # -- persistence -------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from parzc.neighbours import nearest_encodings
 from parzc.registry import Registry
 from parzc.store.matrix import FeatureMatrix
 
@@ -228,11 +229,8 @@ def nearest_neighbour(pool: SearchPool, parent: int, rng: np.random.Generator) -
     edge operation (the classic NB201 mutation); on a sampled pool, the nearest that exist.
     """
     onehot = pool.data.onehot
-    distance = np.abs(onehot - onehot[parent]).sum(axis=1)
-    distance[distance == 0] = np.inf  # the parent and any copy of its encoding
-    if not np.isfinite(distance.min()):
-        return parent
-    return int(rng.choice(np.flatnonzero(distance == distance.min())))
+    (nearest,) = nearest_encodings(onehot[parent : parent + 1], onehot)
+    return int(rng.choice(nearest)) if len(nearest) else parent
 
 
 @MUTATIONS.register("random")
