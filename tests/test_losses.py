@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy import stats
 
-from parzc.predictors.losses import diff_kendall, make_loss, mse, pairwise_logistic
+from parzc.predictors.losses import diff_kendall, make_loss, mse, pairwise_gap, pairwise_logistic
 from parzc.registry import UnknownNameError
 
 
@@ -46,7 +46,7 @@ def test_diff_kendall_sign_and_range():
     assert diff_kendall(-x, x, alpha=1e4).item() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("loss", [diff_kendall, mse, pairwise_logistic])
+@pytest.mark.parametrize("loss", [diff_kendall, mse, pairwise_logistic, pairwise_gap])
 def test_gradients_finite_with_ties_and_identical_preds(loss):
     target = torch.tensor([1.0, 1.0, 2.0, 2.0, 3.0])
     for pred_values in ([0.5, 0.5, 0.5, 0.5, 0.5], [0.1, 0.1, 0.3, 0.2, 0.9]):
@@ -59,7 +59,7 @@ def test_gradients_finite_with_ties_and_identical_preds(loss):
 
 def test_degenerate_batches_give_zero_with_graph():
     pred = torch.tensor([0.3], requires_grad=True)
-    for loss in (diff_kendall, pairwise_logistic):
+    for loss in (diff_kendall, pairwise_logistic, pairwise_gap):
         value = loss(pred, torch.tensor([1.0]))
         assert value.item() == 0.0
         value.backward()
@@ -71,6 +71,15 @@ def test_pairwise_logistic_value():
     # One pair with target_0 > target_1: softplus(-(2 - 1)) = log(1 + e^-1).
     value = pairwise_logistic(torch.tensor([2.0, 1.0]), torch.tensor([1.0, 0.0]))
     assert value.item() == pytest.approx(np.log1p(np.exp(-1.0)))
+
+
+def test_pairwise_gap_weighs_each_pair_by_its_target_gap():
+    # pairs (0>1, gap 1), (0>2, gap 3), (1>2, gap 2); weights 1, 3, 2 over their sum 6
+    pred, target = torch.tensor([0.0, 1.0, -1.0]), torch.tensor([3.0, 2.0, 0.0])
+    terms = {(0, 1): 1.0, (0, 2): 3.0, (1, 2): 2.0}
+    softplus = {k: np.log1p(np.exp(-(pred[k[0]] - pred[k[1]]).item())) for k in terms}
+    expected = sum(w * softplus[k] for k, w in terms.items()) / 6.0
+    assert pairwise_gap(pred, target).item() == pytest.approx(expected)
 
 
 def test_make_loss_combinations():

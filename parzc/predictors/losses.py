@@ -57,6 +57,21 @@ def pairwise_logistic(pred: Tensor, target: Tensor) -> Tensor:
     return F.softplus(-_pairwise_diff(pred)[better]).mean()
 
 
+@LOSSES.register("pairwise_gap")
+def pairwise_gap(pred: Tensor, target: Tensor) -> Tensor:
+    """RankNet loss with each pair weighted by its target gap (weights normalised to mean 1).
+
+    Pairs whose labels barely differ are the ones label noise flips (NB201's CIFAR-10
+    validation and test accuracies order 6 % of all pairs differently); they weigh little.
+    """
+    gap = _pairwise_diff(target)
+    better = gap > 0
+    if not bool(better.any()):
+        return pred.sum() * 0.0
+    weights = gap[better]
+    return (weights * F.softplus(-_pairwise_diff(pred)[better])).sum() / weights.sum()
+
+
 class CombinedLoss:
     """A weighted sum of registered losses, built by `make_loss`."""
 
