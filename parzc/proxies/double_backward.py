@@ -121,6 +121,7 @@ class _BatchNorm(Function):
 
 
 def _pair(v: int | Sequence[int]) -> list[int]:
+    """A conv argument (int or pair) as the two-element list aten.convolution takes."""
     return [int(i) for i in v] if isinstance(v, Sequence) else [int(v), int(v)]
 
 
