@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-CHUNK = 2048  # query rows per distance block (CHUNK x pool floats in memory)
+CHUNK = 512  # query rows per distance block (CHUNK x pool float32 values in memory)
 
 
 def nearest_encodings(queries: np.ndarray, pool: np.ndarray) -> list[np.ndarray]:
