@@ -133,17 +133,13 @@ class _Conv2dBackward(Function):
         ctx.save_for_backward(gy, x, weight)
         ctx.geometry = geometry
         ctx.set_materialize_grads(False)
-        return torch.ops.aten.convolution_backward(
-            gy, x, weight, bias_sizes, *geometry[:3], False, [0, 0], geometry[3], mask
-        )
+        return torch.ops.aten.convolution_backward(gy, x, weight, bias_sizes, *geometry, mask)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, u_x, u_w, u_b):  # noqa: ANN001, ANN205
         gy, x, weight = ctx.saved_tensors
-        stride, padding, dilation, groups = ctx.geometry
-        geometry = (stride, padding, dilation, False, [0, 0], groups)
-        needs = ctx.needs_input_grad
+        geometry, needs = ctx.geometry, ctx.needs_input_grad
         d_gy = d_x = d_w = None
         if needs[0]:
             conv = torch.ops.aten.convolution
@@ -170,10 +166,7 @@ class _Conv2d(Function):
         ctx.save_for_backward(x, weight)
         ctx.geometry, ctx.scope = geometry, scope
         ctx.bias_sizes = None if bias is None else list(bias.shape)
-        stride, padding, dilation, groups = geometry
-        return torch.ops.aten.convolution(
-            x, weight, bias, stride, padding, dilation, False, [0, 0], groups
-        )
+        return torch.ops.aten.convolution(x, weight, bias, *geometry)
 
     @staticmethod
     def backward(ctx, gy):  # noqa: ANN001, ANN205
@@ -226,7 +219,8 @@ class ClosedFormDoubleBackward(TorchFunctionMode):
         x, weight, bias, stride, padding, dilation, groups = _conv2d_arguments(*args, **kwargs)
         if isinstance(padding, str) or x.dim() != 4:  # 'same' / 'valid': PyTorch's own path
             return func(*args, **kwargs)
-        geometry = (_pair(stride), _pair(padding), _pair(dilation), int(groups))
+        # aten.convolution's stride, padding, dilation, transposed, output_padding, groups
+        geometry = (_pair(stride), _pair(padding), _pair(dilation), False, [0, 0], int(groups))
         return _Conv2d.apply(x, weight, bias, geometry, self)
 
     def _batch_norm(self, func: Callable, args: tuple, kwargs: dict) -> Tensor:
