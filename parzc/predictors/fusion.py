@@ -650,12 +650,12 @@ class FusionPredictor(Predictor):
         if self.neighbour_smoothing > 0:
             if unlabelled.onehot is None:
                 raise ValueError("fusion: neighbour_smoothing needs the pool's one-hot encodings")
-            scales = self._meta["scales"]
-            members = [(s - m) / sd for s, (m, sd) in zip(pool_scores, scales, strict=False)]
+            members = zip(pool_scores[: self.members], self._meta["scales"], strict=False)
+            nets = [(s - m) / sd for s, (m, sd) in members]
             trees = pool_scores[-1] if self._trees is not None else None
             self._meta["neighbour_pool"] = (
                 unlabelled.onehot.astype(np.uint8),
-                self._blend(members[: self.members], trees),
+                self._blend(nets, trees),
             )
         return {
             "epochs": self.epochs,
