@@ -1,4 +1,5 @@
-"""Shared fixtures: a small real NB201 feature store extracted once per test session."""
+"""Shared fixtures: a small real NB201 feature store extracted once per test session; grasp's
+reference values from a full Hessian."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
 
 from parzc.extract import extract_shard
 from parzc.layout import Layout
@@ -15,6 +19,28 @@ LAYER = ("grad_norm", "snip", "synflow", "params")
 NETWORK = ("nwot", "params")
 ARCH_SEED = 0
 SHARDS = ((0, 3), (4, 7))
+
+
+def grasp_by_full_hessian(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[float]:
+    """grasp per Conv2d/Linear layer, mean(-W * (H g)), with H the full Hessian of the train-mode
+    cross-entropy over all those weights (other parameters fixed) and g its gradient."""
+    layers = [(n, m) for n, m in net.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    names = [f"{n}.weight" for n, _ in layers]
+    shapes = [m.weight.shape for _, m in layers]
+    sizes = [s.numel() for s in shapes]
+    fixed = {k: v.detach() for k, v in net.named_parameters() if k not in names}
+
+    def loss(theta: torch.Tensor) -> torch.Tensor:
+        parts = zip(names, theta.split(sizes), shapes, strict=True)
+        weights = {n: t.reshape(s) for n, t, s in parts}
+        return F.cross_entropy(functional_call(net.train(), fixed | weights, (x,)), y)
+
+    theta = torch.cat([m.weight.detach().flatten() for _, m in layers])
+    leaf = theta.clone().requires_grad_()
+    (g,) = torch.autograd.grad(loss(leaf), leaf)
+    hg = torch.autograd.functional.hessian(loss, theta) @ g
+    pairs = zip(theta.split(sizes), hg.split(sizes), strict=True)
+    return [(-w * v).mean().item() for w, v in pairs]
 
 
 def shard_part(

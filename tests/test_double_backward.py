@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import grasp_by_full_hessian
 from torch import nn
 from torch.func import functional_call
 
@@ -90,24 +91,7 @@ def test_input_gradients_only_skips_parameter_gradients():
 def test_grasp_on_a_conv_bn_net_matches_the_full_hessian_vector_product():
     net = conv_bn_net().double()
     x, y = data(torch.float64)
-    layers = [(n, m) for n, m in net.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
-    names = [f"{n}.weight" for n, _ in layers]
-    shapes = [m.weight.shape for _, m in layers]
-    sizes = [s.numel() for s in shapes]
-    fixed = {k: v.detach() for k, v in net.named_parameters() if k not in names}
-
-    def loss(theta: torch.Tensor) -> torch.Tensor:
-        weights = {
-            n: t.reshape(s) for n, t, s in zip(names, theta.split(sizes), shapes, strict=True)
-        }
-        return F.cross_entropy(functional_call(net.train(), fixed | weights, (x,)), y)
-
-    theta = torch.cat([m.weight.detach().flatten() for _, m in layers])
-    leaf = theta.clone().requires_grad_()
-    (g,) = torch.autograd.grad(loss(leaf), leaf)
-    hg = torch.autograd.functional.hessian(loss, theta.detach()) @ g
-    pairs = zip(theta.detach().split(sizes), hg.split(sizes), strict=True)
-    expected = [(-w * v).mean().item() for w, v in pairs]
+    expected = grasp_by_full_hessian(net, x, y)
     r = compute_proxies(net, x, y, ["grasp"], [], 3)
     np.testing.assert_allclose(r.per_layer["grasp"], expected, rtol=1e-8)
 

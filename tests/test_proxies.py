@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import grasp_by_full_hessian
 from torch import nn
 
 from parzc.proxies import LAYER_PROXIES, NETWORK_PROXIES, validate_proxy_names
@@ -130,20 +131,7 @@ def test_fisher_uses_layer_output_before_in_place_ops():
 
 def test_grasp_matches_full_hessian_vector_product():
     model, (x, y) = mlp(d_in=5, hidden=4), batch(d_in=5)
-    b1, b2 = model[0].bias.detach(), model[2].bias.detach()
-    shapes = [model[0].weight.shape, model[2].weight.shape]
-    sizes = [s.numel() for s in shapes]
-
-    def loss(theta: torch.Tensor) -> torch.Tensor:
-        w1, w2 = (t.reshape(s) for t, s in zip(theta.split(sizes), shapes, strict=True))
-        z = torch.relu(x @ w1.T + b1) @ w2.T + b2
-        return torch.nn.functional.cross_entropy(z, y)
-
-    theta = torch.cat([model[0].weight.detach().flatten(), model[2].weight.detach().flatten()])
-    (g,) = torch.autograd.grad(loss(theta.requires_grad_()), theta)
-    hg = torch.autograd.functional.hessian(loss, theta.detach()) @ g
-    pairs = zip(theta.detach().split(sizes), hg.split(sizes), strict=True)
-    expected = [(-w * v).mean().item() for w, v in pairs]
+    expected = grasp_by_full_hessian(model, x, y)
     r = run(model, x, y, ["grasp"])
     np.testing.assert_allclose(r.per_layer["grasp"], expected, rtol=1e-9)
 
