@@ -21,8 +21,8 @@ Training has two stages:
    `pretrain_branch_heads`, each proxy's rank from every branch alone);
 2. fine-tune on the labelled architectures with `loss` on `target`-transformed accuracies.
 `members` such models (seeds seed*1000+k) and optionally gradient-boosted trees (`tree_weight`)
-are averaged as scores z-scored over the pool, optionally smoothed over each architecture's
-nearest encodings in the pool (`neighbour_smoothing`); the uncertainty is the spread of the
+are averaged as scores z-scored over the pool, optionally smoothed over the pool networks one
+edit away from each network's cells (`neighbour_smoothing`); the uncertainty is the spread of the
 members' MC samples.
 """
 
@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from parzc.device import resolve_device
 from parzc.io import write_atomic
-from parzc.neighbours import smoothed
+from parzc.neighbours import neighbour_means, smoothed
 from parzc.predictors.base import (
     PREDICTORS,
     NotFittedError,
@@ -374,8 +374,9 @@ class FusionPredictor(Predictor):
     step and with this weight, while fine-tuning on the labels, so a few labels adjust the
     pretrained ranking instead of overwriting it.
     `neighbour_smoothing` > 0 mixes each score, with this weight, with the mean pool score of
-    its nearest operation encodings (NB201: one operation changed; `parzc.neighbours`), a
-    label-free prior that accuracy changes little under one edit; it needs one-hot encodings.
+    its neighbours: the networks of the nearest operation encodings of each of its cells,
+    averaged over its cells (NB201: one operation changed; `parzc.neighbours`), a label-free
+    prior that accuracy changes little under one edit.
     `slot_layout: packed` is the ablation of aligned slots: each arch's present layers are
     packed to the front in module order (position k = the k-th layer), as MABN sees them.
     """
@@ -648,13 +649,11 @@ class FusionPredictor(Predictor):
             pool_scores.append(self._trees.predict(unlabelled)[0])
         self._meta["scales"] = [(float(s.mean()), float(s.std()) or 1.0) for s in pool_scores]
         if self.neighbour_smoothing > 0:
-            if unlabelled.onehot is None:
-                raise ValueError("fusion: neighbour_smoothing needs the pool's one-hot encodings")
             members = zip(pool_scores[: self.members], self._meta["scales"], strict=False)
             nets = [(s - m) / sd for s, (m, sd) in members]
             trees = pool_scores[-1] if self._trees is not None else None
             self._meta["neighbour_pool"] = (
-                unlabelled.onehot.astype(np.uint8),
+                unlabelled.network_ids.copy(),
                 self._blend(nets, trees),
             )
         return {
@@ -726,10 +725,8 @@ class FusionPredictor(Predictor):
         trees = self._trees.predict(data)[0] if self._trees is not None else None
         score = self._blend([n.mean(axis=0) for n in nets], trees)
         if self.neighbour_smoothing > 0:
-            if data.onehot is None:
-                raise ValueError("fusion: neighbour_smoothing needs one-hot encodings to score")
-            pool_onehot, pool_score = self._meta["neighbour_pool"]
-            score = smoothed(score, data.onehot, pool_onehot, pool_score, self.neighbour_smoothing)
+            means = neighbour_means(data.space, data.network_ids, *self._meta["neighbour_pool"])
+            score = smoothed(score, means, self.neighbour_smoothing)
         spread = np.concatenate(nets, axis=0)
         uncertainty = spread.std(axis=0) if spread.shape[0] > 1 else None
         return score.astype(np.float64), uncertainty
