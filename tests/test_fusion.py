@@ -278,7 +278,7 @@ def test_cell_branch_needs_a_space_with_cells(mini_matrix):
 def test_graph_encoder_ignores_padding_nodes(attention):
     import torch
 
-    from parzc.predictors.fusion import GraphEncoder
+    from parzc.predictors.fusion import MAX_HOPS, GraphEncoder, hop_buckets
 
     space = get_space("nb101")
     small = [a for a in space.archs()["arch"] if space.decode(a).num_vertices < 7][0]
@@ -289,11 +289,12 @@ def test_graph_encoder_ignores_padding_nodes(attention):
     vocabulary = len(space.graph_vocabulary)
     encoder = GraphEncoder(vocabulary, space.graph_nodes, 8, 2, attention=attention).eval()
     with torch.no_grad():
-        out = encoder(ops, adjacency)
+        out = encoder(ops, adjacency, hop_buckets(adjacency, MAX_HOPS))
         n = int((ops > 0).sum())
         trimmed = GraphEncoder(vocabulary, n, 8, 2, attention=attention)
         trimmed.load_state_dict({**encoder.state_dict(), "pos_embed": encoder.pos_embed[:n]})
-        alone = trimmed.eval()(ops[:, :n], adjacency[:, :n, :n])
+        cut = adjacency[:, :n, :n]
+        alone = trimmed.eval()(ops[:, :n], cut, hop_buckets(cut, MAX_HOPS))
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out, alone)
 

@@ -181,7 +181,8 @@ class GraphEncoder(nn.Module):
         self.attention = CELL_ATTENTION.get(attention)
         self.hop_bias = nn.Embedding(2 * MAX_HOPS + 2, heads) if attention == "hops" else None
 
-    def forward(self, ops: Tensor, adjacency: Tensor) -> Tensor:
+    def forward(self, ops: Tensor, adjacency: Tensor, buckets: Tensor) -> Tensor:
+        """`buckets`: `hop_buckets(adjacency, MAX_HOPS)`, computed once per input set."""
         real = ops > 0
         eye = torch.eye(ops.shape[1], dtype=torch.bool, device=ops.device)
         # real nodes never attend to padding; padding attends to itself only (a query with
@@ -190,7 +191,7 @@ class GraphEncoder(nn.Module):
         mask = torch.zeros(allowed.shape, device=ops.device).masked_fill(~allowed, float("-inf"))
         mask = mask.unsqueeze(1)
         if self.hop_bias is not None:
-            mask = mask + self.hop_bias(hop_buckets(adjacency, MAX_HOPS)).permute(0, 3, 1, 2)
+            mask = mask + self.hop_bias(buckets).permute(0, 3, 1, 2)
         else:
             mask = mask.expand(-1, self.heads, -1, -1)
         mask = mask.reshape(-1, *allowed.shape[1:])
@@ -496,10 +497,14 @@ class FusionPredictor(Predictor):
         if "cell" in self.branches:
             check_same_columns("graph operations", stats["graph_vocabulary"], data.graph_vocabulary)
             arrays["cell"] = (data.graph_ops.astype(np.int64), data.graph_adjacency)
-        return {
+        inputs = {
             name: tuple(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in parts)
             for name, parts in arrays.items()
         }
+        if "cell" in inputs:  # the hop distances of every cell, once rather than every step
+            ops, adjacency = inputs["cell"]
+            inputs["cell"] = (ops, adjacency, hop_buckets(adjacency, MAX_HOPS))
+        return inputs
 
     def _shapes(self, inputs: dict[str, tuple[Tensor, ...]], vocabulary: int) -> dict[str, int]:
         shapes = {name: int(parts[0].shape[1]) for name, parts in inputs.items()}
