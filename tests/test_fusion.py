@@ -173,9 +173,14 @@ def test_fusion_fits_predicts_and_reloads_bitwise(tmp_path, mini_matrix, options
 
 
 def test_neighbour_smoothing_averages_with_the_neighbours_pool_scores(mini_matrix):
-    """Smoothing mixes a score with the mean pool score of its cells' one-edit neighbours; the
-    networks themselves are those of the unsmoothed fit (same seed)."""
-    train, pool = mini_matrix.subset(np.arange(6)), mini_matrix.unlabelled()
+    """Smoothing mixes a score with the mean pool score of its cells' one-edit neighbours, for
+    pool networks (means kept from fit) and others (searched when scored) alike; the networks
+    themselves are those of the unsmoothed fit (same seed)."""
+    n = len(mini_matrix)
+    train, pool = (
+        mini_matrix.subset(np.arange(6)),
+        mini_matrix.subset(np.arange(n - 4)).unlabelled(),
+    )
     plain = create_predictor("fusion", **FAST, tree_weight=0.5)
     plain.fit(train, seed=0, pool=pool)
     smooth = create_predictor("fusion", **FAST, tree_weight=0.5, neighbour_smoothing=0.3)

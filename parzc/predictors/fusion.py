@@ -657,10 +657,10 @@ class FusionPredictor(Predictor):
             members = zip(pool_scores[: self.members], self._meta["scales"], strict=False)
             nets = [(s - m) / sd for s, (m, sd) in members]
             trees = pool_scores[-1] if self._trees is not None else None
-            self._meta["neighbour_pool"] = (
-                unlabelled.network_ids.copy(),
-                self._blend(nets, trees),
-            )
+            pool_ids, pool_score = unlabelled.network_ids.copy(), self._blend(nets, trees)
+            # the pool networks' means, once: predicting the pool needs no neighbour search
+            pool_means = neighbour_means(unlabelled.space, pool_ids, pool_ids, pool_score)
+            self._meta["neighbour_pool"] = (pool_ids, pool_score, pool_means)
         return {
             "epochs": self.epochs,
             "pretrain_epochs": self.pretrain_epochs if self._pretraining else 0,
@@ -730,11 +730,25 @@ class FusionPredictor(Predictor):
         trees = self._trees.predict(data)[0] if self._trees is not None else None
         score = self._blend([n.mean(axis=0) for n in nets], trees)
         if self.neighbour_smoothing > 0:
-            means = neighbour_means(data.space, data.network_ids, *self._meta["neighbour_pool"])
-            score = smoothed(score, means, self.neighbour_smoothing)
+            score = smoothed(score, self._neighbour_means(data), self.neighbour_smoothing)
         spread = np.concatenate(nets, axis=0)
         uncertainty = spread.std(axis=0) if spread.shape[0] > 1 else None
         return score.astype(np.float64), uncertainty
+
+    def _neighbour_means(self, data: FeatureMatrix) -> np.ndarray:
+        """Each row's neighbour mean: looked up for pool networks, searched for the others."""
+        pool_ids, pool_score, pool_means = self._meta["neighbour_pool"]
+        order = np.argsort(pool_ids)
+        at = order[
+            np.searchsorted(pool_ids, data.network_ids, sorter=order).clip(max=len(order) - 1)
+        ]
+        known = pool_ids[at] == data.network_ids
+        means = np.where(known, pool_means[at], np.nan)
+        if not known.all():
+            means[~known] = neighbour_means(
+                data.space, data.network_ids[~known], pool_ids, pool_score
+            )
+        return means
 
     def _blend(self, members: list[np.ndarray], trees: np.ndarray | None) -> np.ndarray:
         """The mean of the members' pool-z-scored scores, mixed by tree_weight with the trees'
