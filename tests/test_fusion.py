@@ -192,6 +192,20 @@ def test_neighbour_smoothing_averages_with_the_neighbours_pool_scores(mini_matri
     np.testing.assert_allclose(smooth.predict(mini_matrix)[0], expected, rtol=1e-9)
 
 
+def test_a_smoothing_model_of_the_old_layout_asks_to_be_fitted_again(tmp_path, mini_matrix):
+    import pickle
+
+    train, pool = mini_matrix.subset(np.arange(6)), mini_matrix.unlabelled()
+    model = create_predictor("fusion", **FAST, neighbour_smoothing=0.3)
+    model.fit(train, seed=0, pool=pool)
+    model.save(tmp_path / "fusion.pkl")
+    payload = pickle.loads((tmp_path / "fusion.pkl").read_bytes())
+    payload["state"]["meta"]["neighbour_pool"] = (pool.onehot, np.zeros(len(pool)))  # fifth session
+    (tmp_path / "old.pkl").write_bytes(pickle.dumps(payload))
+    with pytest.raises(ValueError, match="canonical codes only; fit it again"):
+        type(model).load(tmp_path / "old.pkl")
+
+
 def test_branch_heads_learn_each_proxy_from_one_branch(mini_matrix):
     """With pretrain_branch_heads every branch has a head of one output per pretrain proxy, and
     pretraining fits them: each branch alone ranks the pool by its proxies."""

@@ -770,6 +770,11 @@ class FusionPredictor(Predictor):
         return {"meta": dict(self._meta), "weights": weights, "trees": self._trees}
 
     def _set_state(self, state: dict[str, Any]) -> None:
+        if self.neighbour_smoothing > 0 and len(state["meta"]["neighbour_pool"]) != 3:
+            raise ValueError(
+                "fusion: this model was saved by a parzc that smoothed over canonical codes "
+                "only; fit it again"
+            )
         self._meta = dict(state["meta"])
         device = resolve_device(self.device)
         self._models = []
