@@ -199,6 +199,20 @@ def test_kendall_by_size_has_one_column_per_training_size_in_ascending_order():
     assert mabn["78"] == f"{mean:.3f} ± {std:.3f}"
 
 
+def test_a_size_that_one_space_lacks_is_a_dash_in_markdown():
+    from parzc.reports.tables import markdown_table
+
+    predictors = {"gbdt": entry({}, model="gbdt")}
+    metrics = pl.concat(
+        [metrics_frame(predictors, "nb201", train_size=78), metrics_frame(predictors, "nb101")],
+        how="vertical",
+    )
+    lines = markdown_table(report.kendall_by_size(report.correlation_table(metrics))).splitlines()
+    assert lines[0] == "| space | dataset | proxy_dataset | predictor | 50 | 78 |"
+    nb101 = next(line for line in lines if line.startswith("| nb101"))
+    assert nb101.endswith(" | – |") and "None" not in "".join(lines)
+
+
 def test_metrics_files_from_before_a_new_metric_still_aggregate(tmp_path):
     old = pl.DataFrame({"predictor": ["a"], "kendall": [0.5]})
     new = old.with_columns(predictor=pl.lit("b"), uncertainty_error_spearman=pl.lit(0.2))

@@ -11,9 +11,12 @@ from parzc.io import write_atomic, write_text
 
 
 def markdown_table(frame: pl.DataFrame, digits: int = 3) -> str:
-    """A GitHub-flavoured Markdown table with floats rounded to `digits`."""
+    """A GitHub-flavoured Markdown table with floats rounded to `digits`; a missing value
+    (e.g. a training size one space has and another has not) shows as "–"."""
 
     def fmt(value: object) -> str:
+        if value is None:
+            return "–"
         if isinstance(value, float):
             return "nan" if np.isnan(value) else f"{value:.{digits}f}"
         return str(value)
