@@ -654,8 +654,7 @@ class FusionPredictor(Predictor):
             pool_scores.append(self._trees.predict(unlabelled)[0])
         self._meta["scales"] = [(float(s.mean()), float(s.std()) or 1.0) for s in pool_scores]
         if self.neighbour_smoothing > 0:
-            members = zip(pool_scores[: self.members], self._meta["scales"], strict=False)
-            nets = [(s - m) / sd for s, (m, sd) in members]
+            nets = self._standardised(pool_scores[: self.members])
             trees = pool_scores[-1] if self._trees is not None else None
             pool_ids, pool_score = unlabelled.network_ids.copy(), self._blend(nets, trees)
             # the pool networks' means, once: predicting the pool needs no neighbour search
@@ -723,10 +722,8 @@ class FusionPredictor(Predictor):
         if not self._models:
             raise NotFittedError("fusion: call fit() or load() before predict()")
         self._check_data(data)
-        scales = self._meta["scales"]
         device = next(self._models[0].parameters()).device
-        samples = self._mc_scores(self._inputs(data, device))
-        nets = [(s - m) / sd for s, (m, sd) in zip(samples, scales, strict=False)]
+        nets = self._standardised(self._mc_scores(self._inputs(data, device)))
         trees = self._trees.predict(data)[0] if self._trees is not None else None
         score = self._blend([n.mean(axis=0) for n in nets], trees)
         if self.neighbour_smoothing > 0:
@@ -749,6 +746,11 @@ class FusionPredictor(Predictor):
                 data.space, data.network_ids[~known], pool_ids, pool_score
             )
         return means
+
+    def _standardised(self, members: list[np.ndarray]) -> list[np.ndarray]:
+        """Each member's scores (or MC samples) z-scored with its pool mean and std."""
+        scales = self._meta["scales"]
+        return [(s - m) / sd for s, (m, sd) in zip(members, scales, strict=False)]
 
     def _blend(self, members: list[np.ndarray], trees: np.ndarray | None) -> np.ndarray:
         """The mean of the members' pool-z-scored scores, mixed by tree_weight with the trees'
