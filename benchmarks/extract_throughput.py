@@ -5,9 +5,9 @@
 Each mode runs in its own child process (so its peak RSS is its own) over the same NB201
 architectures, batch and proxies, after one untimed warm-up network; the two modes alternate
 for `--rounds` rounds so that a drift in the machine's speed hits both alike. Prints archs/s of
-both (all rounds together), their ratio, and peak RSS. `--allocator system` leaves glibc's
-allocator policy as it is instead of applying `parzc.allocator.retain_freed_memory` as
-extraction jobs do.
+both (all rounds together), their ratio, each round's ratio with their mean and standard error,
+and peak RSS. `--allocator system` leaves glibc's allocator policy as it is instead of applying
+`parzc.allocator.retain_freed_memory` as extraction jobs do.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import argparse
 import copy
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -101,6 +102,13 @@ def main() -> None:
         print(f"{mode:8} {archs:5d} {seconds:8.1f} {speed[mode]:8.3f} {peak:12.0f}")
     ratio = speed["shared"] / speed["naive"]
     print(f"speed-up of shared passes over one-copy-per-proxy: {ratio:.2f}x")
+    # each round times both modes back to back: its ratio shows the machine's drift
+    rounds = [
+        n["seconds"] / s["seconds"] for s, n in zip(runs["shared"], runs["naive"], strict=True)
+    ]
+    spread = statistics.stdev(rounds) / len(rounds) ** 0.5 if len(rounds) > 1 else float("nan")
+    shown = ", ".join(f"{r:.2f}x" for r in rounds)
+    print(f"per round: {shown} (mean {statistics.mean(rounds):.2f}x, standard error {spread:.2f})")
 
 
 if __name__ == "__main__":
