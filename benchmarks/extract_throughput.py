@@ -102,10 +102,9 @@ def main() -> None:
         print(f"{mode:8} {archs:5d} {seconds:8.1f} {speed[mode]:8.3f} {peak:12.0f}")
     ratio = speed["shared"] / speed["naive"]
     print(f"speed-up of shared passes over one-copy-per-proxy: {ratio:.2f}x")
-    # each round times both modes back to back: its ratio shows the machine's drift
-    rounds = [
-        n["seconds"] / s["seconds"] for s, n in zip(runs["shared"], runs["naive"], strict=True)
-    ]
+    # each round times both modes back to back; the spread of the rounds' ratios is the drift
+    pairs = zip(runs["shared"], runs["naive"], strict=True)
+    rounds = [naive["seconds"] / shared["seconds"] for shared, naive in pairs]
     spread = statistics.stdev(rounds) / len(rounds) ** 0.5 if len(rounds) > 1 else float("nan")
     shown = ", ".join(f"{r:.2f}x" for r in rounds)
     print(f"per round: {shown} (mean {statistics.mean(rounds):.2f}x, standard error {spread:.2f})")
