@@ -181,8 +181,9 @@ class GraphEncoder(nn.Module):
         self.attention = CELL_ATTENTION.get(attention)
         self.hop_bias = nn.Embedding(2 * MAX_HOPS + 2, heads) if attention == "hops" else None
 
-    def forward(self, ops: Tensor, adjacency: Tensor, buckets: Tensor) -> Tensor:
-        """`buckets`: `hop_buckets(adjacency, MAX_HOPS)`, computed once per input set."""
+    def forward(self, ops: Tensor, adjacency: Tensor, buckets: Tensor | None = None) -> Tensor:
+        """`buckets`: `hop_buckets(adjacency, MAX_HOPS)`, which `hops` attention reads; pass it
+        when the same cells are encoded again and again (computed here otherwise)."""
         real = ops > 0
         eye = torch.eye(ops.shape[1], dtype=torch.bool, device=ops.device)
         # real nodes never attend to padding; padding attends to itself only (a query with
@@ -191,6 +192,8 @@ class GraphEncoder(nn.Module):
         mask = torch.zeros(allowed.shape, device=ops.device).masked_fill(~allowed, float("-inf"))
         mask = mask.unsqueeze(1)
         if self.hop_bias is not None:
+            if buckets is None:
+                buckets = hop_buckets(adjacency, MAX_HOPS)
             mask = mask + self.hop_bias(buckets).permute(0, 3, 1, 2)
         else:
             mask = mask.expand(-1, self.heads, -1, -1)
@@ -501,7 +504,7 @@ class FusionPredictor(Predictor):
             name: tuple(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in parts)
             for name, parts in arrays.items()
         }
-        if "cell" in inputs:  # the hop distances of every cell, once rather than every step
+        if "cell" in inputs and self.cell_attention == "hops":  # once rather than every step
             ops, adjacency = inputs["cell"]
             inputs["cell"] = (ops, adjacency, hop_buckets(adjacency, MAX_HOPS))
         return inputs
@@ -735,11 +738,10 @@ class FusionPredictor(Predictor):
     def _neighbour_means(self, data: FeatureMatrix) -> np.ndarray:
         """Each row's neighbour mean: looked up for pool networks, searched for the others."""
         pool_ids, pool_score, pool_means = self._meta["neighbour_pool"]
-        order = np.argsort(pool_ids)
-        at = order[
-            np.searchsorted(pool_ids, data.network_ids, sorter=order).clip(max=len(order) - 1)
-        ]
-        known = pool_ids[at] == data.network_ids
+        row = np.full(int(max(pool_ids.max(), data.network_ids.max())) + 1, -1)
+        row[pool_ids] = np.arange(len(pool_ids))
+        at = row[data.network_ids]
+        known = at >= 0
         means = np.where(known, pool_means[at], np.nan)
         if not known.all():
             means[~known] = neighbour_means(
