@@ -11,6 +11,8 @@ from pathlib import Path
 
 import polars as pl
 
+from parzc.cli_own import register as register_own_space_commands
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -100,7 +102,12 @@ def _cmd_split(args: argparse.Namespace) -> int:
     job = _job(args)
     out = plan.layout.path("split", **job)
     stages.split(
-        plan.pool(args.space), args.size, args.seed, out, space=args.space, dataset=args.dataset
+        plan.pool(args.space, args.dataset),
+        args.size,
+        args.seed,
+        out,
+        space=args.space,
+        dataset=args.dataset,
     )
     print(out)
     return 0
@@ -206,10 +213,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
 # -- working with a results folder -------------------------------------------------------------
 
 
+def _results(args: argparse.Namespace) -> str:
+    """--results, else the results folder of --config (whose own spaces it registers)."""
+    if args.config:
+        from parzc.config import load
+
+        config = load(args.config)
+        return args.results or config["results"]
+    return args.results or "results"
+
+
 def _cmd_sql(args: argparse.Namespace) -> int:
     from parzc.store import Store
 
-    frame = Store(args.results).sql(args.query)
+    frame = Store(_results(args)).sql(args.query)
     if args.format == "csv":
         sys.stdout.write(frame.write_csv())
     elif args.format == "json":
@@ -223,11 +240,12 @@ def _cmd_sql(args: argparse.Namespace) -> int:
 def _cmd_store_check(args: argparse.Namespace) -> int:
     from parzc.store.check import check_store, quarantine
 
-    problems = check_store(args.results)
+    results = _results(args)
+    problems = check_store(results)
     for problem in problems:
         print(problem)
     if args.repair and problems:
-        for path in quarantine(problems, args.results):
+        for path in quarantine(problems, results):
             print(f"moved to {path}")
         print("rerun the pipeline (snakemake) to regenerate the moved shards")
         return 0
@@ -251,9 +269,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
+    from parzc.cli_own import check_spaces_fresh
     from parzc.config import load
 
     load(args.config)
+    for built in check_spaces_fresh(args.config):
+        print(
+            f"{built['space']}/{built['dataset']}: {built['arch']} rebuilt in a fresh process, "
+            f"output {built['output']}"
+        )
     print(f"{args.config}: valid")
     return 0
 
@@ -334,17 +358,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sql", help="run a read-only SQL query over the feature store")
     p.add_argument("query", help="one SELECT over the views features, arch_stats, accuracy")
-    p.add_argument("--results", default="results", help="the pipeline's results folder")
+    p.add_argument("--results", help="the pipeline's results folder (default: results)")
+    p.add_argument("--config", help="a config: its results folder and own spaces' labels")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("--max-rows", type=int, default=40, help="rows shown in table format")
     p.set_defaults(func=_cmd_sql)
 
     p = sub.add_parser("store", help="check (and repair) the feature store's shards")
     p.add_argument("action", choices=("check", "repair"))
-    p.add_argument("--results", default="results")
+    p.add_argument("--results", help="the pipeline's results folder (default: results)")
+    p.add_argument("--config", help="a config: its results folder and own spaces")
     p.set_defaults(
         func=lambda a: _cmd_store_check(
-            argparse.Namespace(results=a.results, repair=a.action == "repair")
+            argparse.Namespace(results=a.results, config=a.config, repair=a.action == "repair")
         )
     )
 
@@ -375,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", help="also save the top-k table and its costs here (the search rule's format)"
     )
     p.set_defaults(func=_cmd_search)
+
+    register_own_space_commands(sub)
 
     p = sub.add_parser("list", help="list search spaces, proxies, predictors and strategies")
     p.set_defaults(func=_cmd_list)

@@ -64,6 +64,7 @@ def check_names(config: dict[str, Any]) -> None:
     from parzc.proxies import validate_proxy_names
     from parzc.spaces import get_space
 
+    register_spaces(config)
     owner: dict[tuple[str, str], str] = {}
     for set_name, proxies in config["feature_sets"].items():
         if not proxies.get("layer") and not proxies.get("network"):
@@ -106,8 +107,65 @@ def check_names(config: dict[str, Any]) -> None:
                 f"config field spaces/{space_name}/archs/count: {count} exceeds the "
                 f"{networks} distinct networks of {space_name}"
             )
-        _check_train_sizes(space_name, entry, count if count is not None else networks)
+        if space.ground_truth:  # a user's space sizes its splits by its labels (parzc.dag)
+            _check_train_sizes(space_name, entry, count if count is not None else networks)
     _check_training_features(config)
+    unknown = [p for p in config["rank"]["predictors"] if p not in config["train"]["predictors"]]
+    if unknown:
+        raise ConfigError(
+            f"config field rank/predictors: {unknown[0]!r} is not a train/predictors label "
+            f"(labels: {', '.join(config['train']['predictors']) or 'none'})"
+        )
+
+
+def register_spaces(config: dict[str, Any]) -> list[str]:
+    """Register the config's own spaces (entries with a `source`), failing with the field.
+
+    Also checks, per user space, what the schema cannot: proxy inputs for every dataset,
+    labels files only for configured datasets, and the labels files themselves.
+    """
+    from parzc.labels import LabelsError
+    from parzc.spaces.configured import SpaceSourceError, register_config_spaces
+
+    spaces = config["spaces"]
+    for name, entry in spaces.items():
+        if "source" in entry:
+            continue
+        for key in ("python_path", "candidates", "labels", "label_range"):
+            if key in entry:
+                raise ConfigError(
+                    f"config field spaces/{name}/{key}: only a user's space (with `source`) "
+                    f"has {key}; {name!r} is a built-in space"
+                )
+        if entry.get("data"):
+            raise ConfigError(
+                f"config field spaces/{name}/data: the built-in space {name!r} computes its "
+                "proxies on the shipped images; declare your own space to bring your data"
+            )
+    try:
+        names = register_config_spaces(spaces)
+    except (SpaceSourceError, ImportError) as exc:
+        raise ConfigError(f"config field spaces: {exc}") from None
+    for name in names:
+        entry = spaces[name]
+        extra = sorted(set(entry.get("labels", {})) - set(entry["datasets"]))
+        if extra:
+            raise ConfigError(
+                f"config field spaces/{name}/labels/{extra[0]}: {extra[0]!r} is not one of the "
+                f"space's datasets ({', '.join(entry['datasets'])})"
+            )
+        low, high = entry.get("label_range", (0, 100))
+        if not low < high:
+            raise ConfigError(f"config field spaces/{name}/label_range: {low} is not < {high}")
+        from parzc.spaces import get_space
+
+        space = get_space(name)
+        for dataset in entry.get("labels", {}):
+            try:
+                space.label_rows(dataset)
+            except LabelsError as exc:
+                raise ConfigError(f"config field spaces/{name}/labels/{dataset}: {exc}") from None
+    return names
 
 
 def _check_train_sizes(space_name: str, entry: dict[str, Any], pool: int) -> None:

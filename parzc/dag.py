@@ -5,7 +5,11 @@ Parsing the workflow imports this module; it needs no torch (a dry run stays fas
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
+
+import polars as pl
 
 from parzc.layout import Layout
 from parzc.search.costs import TrainingRun
@@ -14,6 +18,9 @@ from parzc.spaces import get_space
 from parzc.training.splits import resolve_size
 
 __all__ = ["Plan"]
+
+# fewest labelled candidates of a user's space that a proxy correlation table is made over
+MIN_CORRELATED = 3
 
 
 def strategies():
@@ -30,6 +37,9 @@ class Plan:
         self.config = config
         self.results = config["results"]
         self.layout = Layout(self.results)
+        # why outputs the config asks for are left out (no labels yet, ...): logged by the DAG
+        self.skipped: list[str] = []
+        self._labelled: dict[tuple[str, str], list[int]] = {}
 
     # -- extraction ------------------------------------------------------------------------
 
@@ -89,7 +99,18 @@ class Plan:
 
     def extract_settings(self, space: str, dataset: str, feature_set: str) -> ExtractSettings:
         proxies = self.config["feature_sets"][feature_set]
+        entry = self.config["spaces"][space]
+        own = "source" in entry
         return ExtractSettings(
+            inputs=get_space(space).inputs[dataset].to_json() if own else None,
+            space_source=(
+                json.dumps(
+                    {"source": entry["source"], "candidates": entry.get("candidates", {})},
+                    sort_keys=True,
+                )
+                if own
+                else None
+            ),
             space=space,
             dataset=dataset,
             feature_set=feature_set,
@@ -111,16 +132,41 @@ class Plan:
             for a, b in self.ranges(s)
         ]
 
+    def input_files(self, space: str, dataset: str) -> list[str]:
+        """Files a user's space reads its proxy batch from (the extraction jobs' inputs)."""
+        if "source" not in self.config["spaces"][space]:
+            return []
+        return get_space(space).inputs[dataset].files()
+
+    def labels_files(self, space: str, dataset: str) -> list[str]:
+        """The labels file of (space, dataset), where the config names one that exists."""
+        path = self.config["spaces"][space].get("labels", {}).get(dataset)
+        return [path] if path and Path(path).exists() else []
+
     def target_shards(self, table: str, space: str, target: str) -> list[str]:
         """Shards of `table` whose proxies feed (space, target)."""
         return self.shards(table, space, self.proxy_dataset(space, target))
 
     # -- training and evaluation -----------------------------------------------------------
 
-    def pool(self, space: str) -> list[int]:
-        """arch_ids of the config's sample of `space`'s networks (the shards' union)."""
+    def pool(self, space: str, dataset: str | None = None) -> list[int]:
+        """arch_ids of the config's sample of `space`'s networks (the shards' union); for a
+        user's space and a `dataset`, only the labelled ones (what splits are drawn from)."""
         order = arch_order(space, self.arch_seed(space))
-        return [int(a) for a in order[: self.arch_count(space)]]
+        pool = [int(a) for a in order[: self.arch_count(space)]]
+        if dataset is None or get_space(space).ground_truth:
+            return pool
+        labelled = set(self.labelled(space, dataset))
+        return [a for a in pool if a in labelled]
+
+    def labelled(self, space: str, dataset: str) -> list[int]:
+        """arch_ids of a space's candidates with a successful label for `dataset`."""
+        key = (space, dataset)
+        if key not in self._labelled:
+            table = get_space(space).accuracy_table()
+            table = table.filter((pl.col("dataset") == dataset) & pl.col("val_acc").is_not_null())
+            self._labelled[key] = sorted(table["arch_id"].to_list())
+        return self._labelled[key]
 
     def predictors(self) -> dict[str, dict[str, Any]]:
         return self.config["train"]["predictors"]
@@ -130,16 +176,39 @@ class Plan:
         overrides = self.config["spaces"][space]["predictor_params"].get(label, {})
         return {**self.predictors()[label].get("params", {}), **overrides}
 
-    def train_sizes(self, space: str) -> list[int]:
-        pool = self.arch_count(space)
-        return [resolve_size(size, pool) for size in self.config["spaces"][space]["train_sizes"]]
+    def train_sizes(self, space: str, dataset: str | None = None) -> list[int]:
+        """The space's training-split sizes as counts. A user's space draws its splits from its
+        labelled networks: sizes that leave none of them to evaluate on are left out (noted in
+        `skipped`) until more labels come."""
+        sizes = self.config["spaces"][space]["train_sizes"]
+        if get_space(space).ground_truth or dataset is None:
+            pool = self.arch_count(space)
+            return [resolve_size(size, pool) for size in sizes]
+        pool = len(self.pool(space, dataset))
+        kept = []
+        for size in sizes:
+            try:
+                kept.append(resolve_size(size, pool))
+            except ValueError as exc:
+                self._skip(f"{space}/{dataset}: train size {size} left out: {exc}")
+        return sorted(set(kept), key=kept.index)
+
+    def skipped_outputs(self) -> list[str]:
+        """Why outputs the config asks for are left out (e.g. a user's space without enough
+        labels yet), one line each."""
+        self.all_targets()
+        return list(self.skipped)
+
+    def _skip(self, reason: str) -> None:
+        if reason not in self.skipped:
+            self.skipped.append(reason)
 
     def experiments(self) -> list[dict[str, Any]]:
         """Every (space, dataset, predictor label, train size, seed) the config asks for."""
         return [
             {"space": s, "dataset": d, "predictor": label, "size": n, "seed": seed}
             for s, d in self.targets()
-            for n in self.train_sizes(s)
+            for n in self.train_sizes(s, d)
             for seed in self.config["train"]["seeds"]
             for label in self.predictors()
         ]
@@ -171,17 +240,61 @@ class Plan:
                 space=s,
                 dataset=d,
                 predictor=label,
-                size=max(self.train_sizes(s)),
+                size=max(self.train_sizes(s, d)),
                 seed=seed,
             )
             for s, d in self.targets()
-            if self.train_sizes(s)
+            if self.train_sizes(s, d)
             for label, entry in self.predictors().items()
             if not entry["loss_ablation"]
         ]
 
     def proxy_tables(self) -> list[str]:
-        return [self.layout.path("proxy_table", space=s, dataset=d) for s, d in self.targets()]
+        """Proxy correlation tables of every target with labels to correlate against."""
+        tables = []
+        for s, d in self.targets():
+            if not get_space(s).ground_truth and len(self.labelled(s, d)) < MIN_CORRELATED:
+                self._skip(
+                    f"{s}/{d}: proxy correlation left out: {len(self.labelled(s, d))} labelled "
+                    f"candidates, fewer than {MIN_CORRELATED}"
+                )
+                continue
+            tables.append(self.layout.path("proxy_table", space=s, dataset=d))
+        return tables
+
+    # -- ranking ---------------------------------------------------------------------------
+
+    def rank_runs(self) -> list[dict[str, Any]]:
+        """(space, dataset, predictor, seed) of every ranking the config asks for: a fit on all
+        of the target's labels, at least two of them."""
+        runs = []
+        for s, d in self.targets():
+            if not self.config["rank"]["predictors"]:
+                break
+            labelled = len(self.labelled(s, d)) if not get_space(s).ground_truth else None
+            if labelled is not None and labelled < 2:
+                self._skip(f"{s}/{d}: ranking left out: {labelled} labelled candidates, need 2")
+                continue
+            runs += [
+                dict(space=s, dataset=d, predictor=p, seed=seed)
+                for p in self.config["rank"]["predictors"]
+                for seed in self.config["train"]["seeds"]
+            ]
+        return runs
+
+    def rank_files(self) -> list[str]:
+        return [self.layout.path("ranking", **run) for run in self.rank_runs()]
+
+    def rank_tables(self) -> list[str]:
+        targets = dict.fromkeys((r["space"], r["dataset"]) for r in self.rank_runs())
+        return [self.layout.path("ranking_md", space=s, dataset=d) for s, d in targets]
+
+    def rank_inputs(self, space: str, dataset: str) -> list[str]:
+        return [
+            self.layout.path("ranking", **run)
+            for run in self.rank_runs()
+            if (run["space"], run["dataset"]) == (space, dataset)
+        ]
 
     # -- search ----------------------------------------------------------------------------
 
@@ -195,6 +308,9 @@ class Plan:
             raise ValueError(f"search.predictors {unknown} are not train.predictors labels")
         runs = []
         for s, d in self.targets():
+            if search["strategies"] and not get_space(s).ground_truth:
+                self._skip(f"{s}/{d}: searches left out: they score their picks by ground truth")
+                continue
             size = self.search_train_size(s)
             for strategy in search["strategies"]:
                 if not strategies().get(strategy).needs_predictor:
@@ -252,4 +368,5 @@ class Plan:
             + self.tables()
             + self.scatter_plots()
             + self.search_reports()
+            + self.rank_tables()
         )

@@ -62,7 +62,13 @@ def extract_shard(
     if missing:
         raise ValueError(f"arch_ids not in {settings.space}: {missing[:5]}")
     device = resolve_device(device)
-    batch = load_batch(settings.batch_size, settings.batch_seed, info.input_size).to(device)
+    inputs = settings.proxy_inputs()
+    if inputs is None:
+        batch = load_batch(settings.batch_size, settings.batch_seed, info.input_size)
+    else:
+        batch = inputs.load(settings.batch_size, settings.batch_seed)
+    batch = batch.to(device)
+    loss_fn = None if inputs is None else inputs.loss_fn()
 
     feats: dict[str, list] = {name: [] for name in FEATURE_SCHEMA.names}
     stats: dict[str, list] = {name: [] for name in ARCH_STATS_SCHEMA.names}
@@ -91,6 +97,7 @@ def extract_shard(
                 settings.network_proxies,
                 info.num_classes,
                 seed=settings.batch_seed,
+                loss_fn=loss_fn,
             )
             elapsed_ms = (time.perf_counter() - t0) * 1e3
             log.info("arch %d (%d/%d): %.0f ms", arch_id, done + 1, len(arch_ids), elapsed_ms)
@@ -144,6 +151,8 @@ def shard_metadata(
         "batch_indices": ",".join(map(str, batch_indices)),
         "init_seed": str(settings.init_seed),
         "arch_seed": str(settings.arch_seed),
+        **({"inputs": settings.inputs} if settings.inputs is not None else {}),
+        **({"space_source": settings.space_source} if settings.space_source else {}),
         "device": str(device),
         "n_archs": str(n_archs),
         "config_hash": settings.digest(),

@@ -38,6 +38,12 @@ TEMPLATES: dict[str, str] = {
     "n{size}_seed{seed}.parquet",
     "search_baseline": "search/space={space}/dataset={dataset}/strategy={strategy}/"
     "predictor=none/seed{seed}.parquet",
+    # a fit on every label of a target, and its scores of every candidate
+    "ranking": "rankings/space={space}/dataset={dataset}/predictor={predictor}/seed{seed}.parquet",
+    "rank_model": "models/rank/space={space}/dataset={dataset}/predictor={predictor}/"
+    "seed{seed}.pkl",
+    "ranking_csv": "tables/ranking/space={space}/dataset={dataset}/ranking.csv",
+    "ranking_md": "tables/ranking/space={space}/dataset={dataset}/ranking.md",
     "correlation_csv": "tables/correlation.csv",
     "correlation_md": "tables/correlation.md",
     "loss_ablation_csv": "tables/loss_ablation.csv",

@@ -31,6 +31,10 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def replace(self, name: str, obj: T) -> None:
+        """Register `obj` under `name`, replacing an earlier entry of that name."""
+        self._items[name] = obj
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]

@@ -25,9 +25,23 @@ class ExtractSettings:
     batch_seed: int = 0
     init_seed: int = 0
     arch_seed: int | None = 0  # the permutation that chose the shards' networks
+    # a user's space: its proxy inputs (`ProxyInputs.to_json`) and its source and candidates
+    # (canonical JSON); None for the benchmark spaces, whose digests leave them out
+    inputs: str | None = None
+    space_source: str | None = None
 
     def digest(self) -> str:
-        return config_hash(asdict(self))
+        fields = asdict(self)
+        for optional in ("inputs", "space_source"):
+            if fields[optional] is None:
+                del fields[optional]
+        return config_hash(fields)
+
+    def proxy_inputs(self):
+        """The batch's source (`ProxyInputs`), or None for the shipped CIFAR-10 images."""
+        from parzc.proxies.inputs import ProxyInputs
+
+        return None if self.inputs is None else ProxyInputs.from_json(self.inputs)
 
 
 @cache

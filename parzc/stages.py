@@ -92,6 +92,46 @@ def train(
     )
 
 
+def rank(
+    matrix: PathLike,
+    label: str,
+    model: str,
+    params: dict[str, Any],
+    seed: int,
+    ranking: PathLike,
+    model_path: PathLike,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Fit one predictor on every label of the matrix's target; score and rank every candidate."""
+    from parzc.layout import Layout
+    from parzc.store.matrix import FeatureMatrix
+    from parzc.training.rank import rank_candidates
+
+    retain_freed_memory()
+    data = FeatureMatrix.load(matrix)
+    pretrained = Layout.of("rank_model", model_path).path(
+        "pretrained", space=data.space, dataset=data.dataset
+    )
+    return rank_candidates(
+        data, label, model, params, seed, ranking, model_path, pretrained, device
+    )
+
+
+def ranking_report(rankings: Sequence[PathLike], top: int, csv: PathLike, md: PathLike) -> None:
+    """Every candidate's rank under each predictor (CSV) and the best unlabelled ones (Markdown)."""
+    from parzc.reports.tables import markdown_table, write_table
+    from parzc.training.rank import ranking_table
+
+    table, best = ranking_table(list(rankings), top)
+    write_table(table, csv)
+    write_text(
+        md,
+        f"The {len(best)} best-ranked candidates without a label (rank 1 = best; mean over the "
+        "predictors' ranks, each predictor's scores averaged over its seeds):\n\n"
+        + markdown_table(best),
+    )
+
+
 def evaluate(predictions: PathLike, out: PathLike) -> None:
     """Rank metrics of one predictions file."""
     from parzc.evaluation.predictions import evaluate_predictions

@@ -9,7 +9,7 @@ proxy gets a reason in `nan_reasons`. Out-of-memory errors are re-raised.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,24 +84,30 @@ def compute_proxies(
     network_proxies: Sequence[str],
     num_classes: int,
     seed: int = 0,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> ProxyResult:
     """Compute the named proxies of `model` on one batch, on the model's device.
 
-    The model's forward must return logits (N, num_classes). Its parameters, buffers, modes and
-    requires_grad flags are restored afterwards; randomness (zen's inputs) comes from a local
-    generator seeded with `seed`, so results are deterministic.
+    The model's forward must return logits (N, num_classes), unless `loss_fn` (outputs,
+    targets) -> scalar replaces the cross-entropy of the gradient passes. Its parameters,
+    buffers, modes and requires_grad flags are restored afterwards; randomness (zen's inputs)
+    comes from a local generator seeded with `seed`, so results are deterministic.
     """
     validate_proxy_names(layer_proxies, network_proxies)
     layer_names = unique_names(layer_proxies, "layer_proxies")
     net_names = unique_names(network_proxies, "network_proxies")
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
-    if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < num_classes:
+    if (
+        loss_fn is None
+        and labels.numel()
+        and not 0 <= int(labels.min()) <= int(labels.max()) < num_classes
+    ):
         raise ValueError(f"labels must lie in [0, {num_classes}) for num_classes={num_classes}")
     first = next(iter(model.parameters()), None)
     device = first.device if first is not None else images.device
     layers = find_layers(model)
-    d = PassData(model, layers, images.to(device), labels.to(device), num_classes, seed)
+    d = PassData(model, layers, images.to(device), labels.to(device), num_classes, seed, loss_fn)
     chosen: list[tuple[str, LayerProxy | NetworkProxy]] = [
         *((f"layer:{n}", LAYER_PROXIES.get(n)) for n in layer_names),
         *((f"net:{n}", NETWORK_PROXIES.get(n)) for n in net_names),

@@ -54,6 +54,8 @@ class PassData:
     labels: Tensor
     num_classes: int
     seed: int
+    # (outputs, targets) -> scalar loss of the gradient passes; None = cross-entropy on logits
+    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None
     grads: list[Tensor] | None = None  # dL/dW per layer
     hess_grads: list[Tensor] | None = None  # (H g) per layer, g = dL/dW
     fisher: list[Tensor] | None = None  # per-layer scalar (float64)
@@ -215,7 +217,7 @@ def data_pass(d: PassData, wanted: frozenset[str]) -> None:
             d.jacobian = jac.detach().reshape(n, -1)
         if not wanted & {"grad", "hessian", "fisher"}:
             return
-        loss = F.cross_entropy(logits, d.labels)
+        loss = (d.loss_fn or F.cross_entropy)(logits, d.labels)
         weights = [m.weight for _, m in layers]
         flat_acts = [a for per_layer in acts for a in per_layer]
         grads = grad_or_zeros(loss, weights + flat_acts, create_graph=hessian, retain_graph=True)

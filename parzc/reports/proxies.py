@@ -20,8 +20,10 @@ def aggregate_proxies(
     Per-weight proxies stored as layer means (snip, plain, grasp, synflow) also get a
     "<proxy>:weights" aggregate, sum_l mean_l * params_l: the sum over every weight that the
     zero-cost literature reports (params_l counts a layer's bias too). The store holds
-    canonical networks only, so each network counts once. Joined with the ground truth
-    (val_acc, test_acc) of `target` (default: `dataset`, where the proxies were extracted).
+    canonical networks only, so each network counts once. Joined with the accuracies
+    (val_acc, test_acc) of `target` (default: `dataset`, where the proxies were extracted);
+    only labelled networks of a user's space have a row, and where its labels file gives no
+    test accuracy, `test_acc` is the validation accuracy.
     """
     from parzc.proxies import LAYER_PROXIES
 
@@ -41,7 +43,8 @@ def aggregate_proxies(
             SELECT arch_id, 'net:' || proxy, value FROM arch_stats
             WHERE space = $space AND dataset = $dataset AND proxy <> 'n_layers'
         )
-        SELECT agg.*, a.val_acc, a.test_acc FROM agg JOIN accuracy a
+        SELECT agg.*, a.val_acc, coalesce(a.test_acc, a.val_acc) AS test_acc
+        FROM agg JOIN accuracy a
         ON a.space = $space AND a.dataset = $target AND a.arch_id = agg.arch_id
         ORDER BY proxy, arch_id
         """,

@@ -1,9 +1,14 @@
-"""Search-space registry: `get_space(name)` returns an instance of a registered SearchSpace."""
+"""Search-space registry: `get_space(name)` returns an instance of a registered SearchSpace.
+
+The built-in spaces are the benchmarks; a user's spaces join the registry under their config
+names (`parzc.spaces.configured.register_config_spaces`).
+"""
 
 from __future__ import annotations
 
 from parzc.registry import Registry
 from parzc.spaces.base import DatasetInfo, InvalidArchError, SearchSpace
+from parzc.spaces.choice import ChoiceSpace
 
 SPACES: Registry[type[SearchSpace]] = Registry("search space")
 
@@ -17,5 +22,23 @@ def _load_builtin_spaces() -> None:
 
 
 _load_builtin_spaces()
+BUILTIN_SPACES = frozenset(SPACES)
 
-__all__ = ["SPACES", "DatasetInfo", "InvalidArchError", "SearchSpace", "get_space"]
+
+def _load_recorded_spaces() -> None:
+    from parzc.spaces.configured import register_recorded_spaces
+
+    register_recorded_spaces()
+
+
+_load_recorded_spaces()
+
+__all__ = [
+    "BUILTIN_SPACES",
+    "SPACES",
+    "ChoiceSpace",
+    "DatasetInfo",
+    "InvalidArchError",
+    "SearchSpace",
+    "get_space",
+]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -85,11 +85,20 @@ def _archs(space: SearchSpace) -> pl.DataFrame:
 
 
 class SearchSpace(ABC):
-    """A NAS search space: decode encodings, build torch networks, serve ground truth."""
+    """A NAS search space: decode encodings, build torch networks, list candidates, serve labels.
+
+    The benchmark spaces list their candidates from their ground-truth tables. A user's space
+    (`parzc.spaces.configured`) lists them from `enumerate` or seeded `sample`s and reads its
+    labels from labels files; `ground_truth` tells the two apart.
+    """
 
     name: ClassVar[str]
     datasets: ClassVar[dict[str, DatasetInfo]]
-    max_layers: ClassVar[int]  # most Conv2d/Linear layers any member network has
+    # most Conv2d/Linear layers any member network has; 0 = the most any stored network has
+    max_layers: ClassVar[int] = 0
+    # every candidate has a known accuracy (a tabular benchmark); searches that score their
+    # picks need it
+    ground_truth: ClassVar[bool] = True
     # dataset whose proxies feed every target by default (None: each target's own)
     proxy_dataset: ClassVar[str | None] = None
     # cell graphs (`cell_graph`): operation vocabulary (index 0 = padding) and nodes per graph;
@@ -108,7 +117,7 @@ class SearchSpace(ABC):
 
     @abstractmethod
     def accuracy_table(self) -> pl.DataFrame:
-        """Ground truth, one row per (arch_id, dataset), columns ACCURACY_COLUMNS.
+        """Accuracies, one row per labelled (arch_id, dataset), columns ACCURACY_COLUMNS.
 
         `train_time_s` is the recorded cost of training the architecture (null where unknown).
         """
@@ -124,6 +133,36 @@ class SearchSpace(ABC):
     @abstractmethod
     def onehot(self, arch: str) -> np.ndarray:
         """Fixed-length float32 encoding of the architecture's operations."""
+
+    def normalise(self, arch: str) -> str:
+        """The encoding as the space spells it (validated); the identity by default."""
+        self.decode(arch)
+        return arch
+
+    def neighbours(self, arch: str) -> list[str]:
+        """Encodings one edit away from `arch` (for mutation and local search)."""
+        raise NotImplementedError(f"space {self.name!r} does not list neighbours")
+
+    def enumerate(self) -> Iterable[str]:
+        """Every encoding of the space (user spaces small enough to list)."""
+        raise NotImplementedError(f"space {self.name!r} cannot enumerate its encodings")
+
+    def random_sample(self, rng: np.random.Generator) -> str:
+        """One encoding drawn with `rng` (user spaces too large to list)."""
+        raise NotImplementedError(f"space {self.name!r} cannot sample encodings")
+
+    def sample(self, count: int, seed: int) -> list[str]:
+        """`count` distinct encodings in draw order: `random_sample` with one seeded generator."""
+        rng = np.random.default_rng(seed)
+        seen: dict[str, None] = {}
+        for _ in range(100 * count):
+            seen.setdefault(self.normalise(self.random_sample(rng)))
+            if len(seen) == count:
+                return list(seen)
+        raise ValueError(
+            f"space {self.name!r}: {100 * count} draws gave only {len(seen)} distinct encodings "
+            f"of the {count} asked for"
+        )
 
     def cell_graph(self, arch: str) -> CellGraph:
         """The architecture's cells as one node-labelled DAG (`parzc.spaces.graph`)."""

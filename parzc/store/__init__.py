@@ -68,16 +68,21 @@ class Store:
 
     @cached_property
     def accuracy(self) -> pa.Table:
-        """Ground truth of every registered space, with each arch's `network_id` (the arch_id of
-        its canonical network, whose features the store holds)."""
+        """Accuracies of every registered space: the benchmarks' ground truth and the labels
+        files of users' spaces (`n_labels`: the trainings averaged; null for benchmarks), with
+        each arch's `network_id` (the arch_id of its canonical network, whose features the
+        store holds)."""
         frames = []
         for name in SPACES:
             space = get_space(name)
             networks = space.archs().select("arch_id", "network_id")
+            table = space.accuracy_table()
+            if "n_labels" not in table.columns:
+                table = table.with_columns(pl.lit(None, dtype=pl.Int32).alias("n_labels"))
             frames.append(
-                space.accuracy_table()
-                .join(networks, on="arch_id", how="left")
-                .with_columns(pl.lit(name).alias("space"))
+                table.join(networks, on="arch_id", how="left").with_columns(
+                    pl.lit(name).alias("space")
+                )
             )
         return pl.concat(frames).to_arrow()
 
@@ -258,12 +263,13 @@ class Store:
         nets, row_of = np.unique(archs["network_id"].to_numpy(), return_inverse=True)
         canonical = dict(space_obj.archs().select("arch_id", "arch").iter_rows())
         layer_proxies = sorted(long["proxy"].unique().to_list())
+        max_layers = space_obj.max_layers or int(long["layer"].max() or 0) + 1
         layerwise_raw, present = _pivot_layers(
-            long, nets, list(proxies), space_obj.max_layers, space, dataset
+            long, nets, list(proxies), max_layers, space, dataset
         )
         _check_layer_counts(con, params, nets, list(proxies), space, dataset)
         every_layer, every_present = _pivot_layers(
-            long, nets, layer_proxies, space_obj.max_layers, space, dataset, check=False
+            long, nets, layer_proxies, max_layers, space, dataset, check=False
         )
         sums = np.where(every_present, every_layer, 0.0).sum(axis=2)  # a NaN layer stays NaN
         sums[~every_present.any(axis=2)] = np.nan  # a proxy absent for an arch is NaN, not 0
@@ -279,10 +285,13 @@ class Store:
         truth = pl.DataFrame({"arch_id": ids}).join(
             truth, on="arch_id", how="left", maintain_order="left"
         )
-        if truth["val_acc"].null_count():
+        if truth["val_acc"].null_count() and space_obj.ground_truth:
             raise StoreError(
                 f"{truth['val_acc'].null_count()} arch_ids of {space}/{target} have no ground truth"
             )
+        # a user's space: unlabelled candidates keep NaN accuracies; labels without a test
+        # accuracy are scored against their validation accuracy
+        truth = truth.with_columns(pl.coalesce("test_acc", "val_acc").alias("test_acc"))
         codes = (
             np.stack([space_obj.onehot(canonical[int(n)]) for n in nets])[row_of]
             if onehot

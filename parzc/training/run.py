@@ -17,7 +17,7 @@ import parzc
 from parzc.device import resolve_device
 from parzc.io import write_parquet
 from parzc.layout import Layout
-from parzc.predictors import PREDICTORS, create_predictor
+from parzc.predictors import PREDICTORS, Predictor, create_predictor
 from parzc.store.matrix import FeatureMatrix
 from parzc.training.splits import load_split
 
@@ -55,13 +55,10 @@ def train_and_predict(
             f"split {split_path} names networks the matrix of {data.space}/{data.target} lacks "
             f"({len(train)}/{len(train_ids)} training, {len(test)}/{len(test_ids)} held out)"
         )
-    accepted = {field.name for field in dataclasses.fields(PREDICTORS.get(model))}
-    defaults = {"device": device} if "device" in accepted else {}
-    if "pretrain_cache" in accepted:
-        defaults["pretrain_cache"] = Layout.of("model", model_path).path(
-            "pretrained", space=data.space, dataset=data.dataset
-        )
-    predictor = create_predictor(model, **{**defaults, **params})
+    pretrained = Layout.of("model", model_path).path(
+        "pretrained", space=data.space, dataset=data.dataset
+    )
+    predictor = make_predictor(model, params, device, pretrained)
     started = time.perf_counter()
     pool = data.subset(data.arch_ids == data.network_ids).unlabelled()
     report = predictor.fit(train, seed=seed, pool=pool)
@@ -106,6 +103,16 @@ def train_and_predict(
         "%s %s/%s n=%d seed=%d: %s", label, data.space, data.target, len(train_ids), seed, report
     )
     return report
+
+
+def make_predictor(model: str, params: dict[str, Any], device: str, pretrained: str) -> Predictor:
+    """The predictor `model` with `params`; the config's `device` and the results' folder of
+    pretrained weights apply where the predictor takes them and `params` does not say."""
+    accepted = {field.name for field in dataclasses.fields(PREDICTORS.get(model))}
+    defaults = {"device": device} if "device" in accepted else {}
+    if "pretrain_cache" in accepted:
+        defaults["pretrain_cache"] = pretrained
+    return create_predictor(model, **{**defaults, **params})
 
 
 def predictions_table(

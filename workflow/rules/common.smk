@@ -8,6 +8,8 @@ validate(config, schema="../schemas/config.schema.yaml")
 parzc_config.check_names(config)  # no torch: parsing stays fast
 PLAN = Plan(config)
 LAYOUT = PLAN.layout
+for reason in PLAN.skipped_outputs():
+    logger.info(f"parzc: {reason}")
 
 
 onstart:
@@ -17,7 +19,7 @@ onstart:
 
 wildcard_constraints:
     **fixed_forms(),
-    space=r"[a-z0-9]+",
+    space=r"[a-z0-9_]+",
     dataset=r"[a-z0-9-]+",
     feature_set=r"[a-z0-9_]+",
     predictor=r"[a-z0-9_]+",

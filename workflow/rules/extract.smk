@@ -1,4 +1,7 @@
 rule extract_shard:
+    input:
+        # a user's space: the files its proxy batch is read from
+        lambda wc: PLAN.input_files(wc.space, wc.dataset),
     output:
         features=LAYOUT.pattern("features"),
         arch_stats=LAYOUT.pattern("arch_stats"),

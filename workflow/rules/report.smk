@@ -2,6 +2,7 @@ rule proxy_correlation:
     input:
         features=lambda wc: PLAN.target_shards("features", wc.space, wc.dataset),
         arch_stats=lambda wc: PLAN.target_shards("arch_stats", wc.space, wc.dataset),
+        labels=lambda wc: PLAN.labels_files(wc.space, wc.dataset),
     output:
         csv=LAYOUT.pattern("proxy_table"),
         md=report(

@@ -12,7 +12,7 @@ rule make_split:
         mem_mb=lambda wc, attempt: 1000 * attempt,
         runtime=lambda wc, attempt: 5 * attempt,
     params:
-        pool=lambda wc: PLAN.pool(wc.space),
+        pool=lambda wc: PLAN.pool(wc.space, wc.dataset),
     script:
         "../scripts/make_split.py"
 
@@ -21,6 +21,8 @@ rule assemble_matrix:
     input:
         features=lambda wc: PLAN.target_shards("features", wc.space, wc.dataset),
         arch_stats=lambda wc: PLAN.target_shards("arch_stats", wc.space, wc.dataset),
+        # a user's space: new label rows re-assemble (and so refit), never re-extract
+        labels=lambda wc: PLAN.labels_files(wc.space, wc.dataset),
     output:
         LAYOUT.pattern("matrix"),
     log:
