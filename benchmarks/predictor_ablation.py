@@ -8,7 +8,7 @@
 Reads an existing store (NB201 by default, e.g. the one config/nb201_1k.yaml builds), draws
 the pipeline's splits (`make_split`, same seeds), fits each variant on validation accuracy and
 prints the mean and std of Kendall tau on the held-out networks (the store holds canonical
-networks only), as in issue #4's anchors
+networks only), as for the reference anchors
 (LightGBM on 13 Suite-Zero proxies + one-hot: 0.683 / 0.768 / 0.814 at 78 / 156 / 469 on
 CIFAR-10; one-hot alone 0.385 / 0.452 / 0.615). Suites:
 

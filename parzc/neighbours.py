@@ -8,7 +8,7 @@ where few labels shaped them (docs/results.md measures it).
 A network's neighbours are found from every cell that encodes it: NB201 maps 15,625 cells onto
 9,445 networks, and a network with many dead-edge twins is reached by one edit of any of them.
 Searching the canonical codes only would give such a network the few neighbours of its canonical
-cell, which differ systematically from those of its twins (docs/results.md, sixth session).
+cell, which differ systematically from those of its twins (docs/results.md measures both).
 """
 
 from __future__ import annotations

@@ -200,7 +200,7 @@ def test_a_smoothing_model_of_the_old_layout_asks_to_be_fitted_again(tmp_path, m
     model.fit(train, seed=0, pool=pool)
     model.save(tmp_path / "fusion.pkl")
     payload = pickle.loads((tmp_path / "fusion.pkl").read_bytes())
-    payload["state"]["meta"]["neighbour_pool"] = (pool.onehot, np.zeros(len(pool)))  # fifth session
+    payload["state"]["meta"]["neighbour_pool"] = (pool.onehot, np.zeros(len(pool)))  # old layout
     (tmp_path / "old.pkl").write_bytes(pickle.dumps(payload))
     with pytest.raises(ValueError, match="canonical codes only; fit it again"):
         type(model).load(tmp_path / "old.pkl")

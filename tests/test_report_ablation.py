@@ -1,4 +1,4 @@
-"""The loss-ablation table compares only predictor labels that differ by their loss (#12, 3)."""
+"""The loss-ablation table compares only predictor labels that differ by their loss."""
 
 from __future__ import annotations
 
