@@ -56,7 +56,7 @@ def _read_raw(path: Path) -> pl.DataFrame:
     if path.suffix != ".csv":
         raise LabelsError(f"{path}: labels files are .csv or .parquet")
     try:  # every column as text first, so that a bad number is reported with its line
-        options = pacsv.ConvertOptions(column_types={}, strings_can_be_null=True)
+        options = pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True)
         table = pacsv.read_csv(path, convert_options=options)
         table = table.cast(pa.schema([(n, pa.string()) for n in table.column_names]))
     except pa.ArrowInvalid as exc:

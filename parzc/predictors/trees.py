@@ -34,6 +34,10 @@ class GBDTPredictor(Predictor):
 
     _model: HistGradientBoostingRegressor | None = field(default=None, init=False, repr=False)
     _columns: list[str] = field(default_factory=list, init=False, repr=False)
+    # feature columns NaN for every training arch (sklearn's binning fails on them): zeroed
+    _empty: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, dtype=bool), init=False, repr=False
+    )
 
     def _features(self, data: FeatureMatrix) -> np.ndarray:
         x = np.asarray(data.aggregates, dtype=np.float64)
@@ -41,6 +45,9 @@ class GBDTPredictor(Predictor):
             if data.onehot is None:
                 raise ValueError("gbdt: use_onehot=True but the FeatureMatrix has no onehot")
             x = np.concatenate([x, np.asarray(data.onehot, dtype=np.float64)], axis=1)
+        if self._empty.any():  # a proxy that failed on every training arch carries nothing
+            x = x.copy()
+            x[:, self._empty] = 0.0
         return x
 
     def fit(
@@ -56,6 +63,8 @@ class GBDTPredictor(Predictor):
             early_stopping=False,
             random_state=seed,
         )
+        self._empty = np.zeros(0, dtype=bool)
+        self._empty = np.isnan(self._features(train)).all(axis=0)
         x, y = self._features(train), np.asarray(train.val_acc, dtype=np.float64)
         model.fit(x, y)
         self._model, self._columns = model, list(train.aggregate_names)
@@ -76,7 +85,8 @@ class GBDTPredictor(Predictor):
     def _get_state(self) -> dict[str, Any]:
         if self._model is None:
             raise NotFittedError("gbdt: nothing to save before fit()")
-        return {"model": self._model, "columns": self._columns}
+        return {"model": self._model, "columns": self._columns, "empty": self._empty}
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self._model, self._columns = state["model"], list(state["columns"])
+        self._empty = state.get("empty", np.zeros(0, dtype=bool))

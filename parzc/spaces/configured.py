@@ -213,6 +213,11 @@ def register_config_spaces(spaces: Mapping[str, Mapping[str, Any]]) -> list[str]
         recorded[name] = entry
         names.append(name)
     os.environ[ENV_VAR] = json.dumps(recorded, sort_keys=True, default=str)
+    # candidate orders cached for an earlier registration of these names are stale (sharding
+    # imports this package, so it is only looked up, never imported, here)
+    sharding = sys.modules.get("parzc.sharding")
+    if names and hasattr(sharding, "arch_order"):
+        sharding.arch_order.cache_clear()
     return names
 
 

@@ -45,7 +45,7 @@ def fit_labelled(
         raise ValueError(
             f"{data.space}/{data.target}: {len(train)} labelled candidates; a fit needs 2"
         )
-    predictor = make_predictor(model, params, device, pretrained)
+    predictor = make_predictor(model, params, device, lambda: pretrained)
     started = time.perf_counter()
     pool = data.subset(data.arch_ids == data.network_ids).unlabelled()
     report = predictor.fit(train, seed=seed, pool=pool)

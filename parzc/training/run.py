@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,14 @@ def train_and_predict(
             f"split {split_path} names networks the matrix of {data.space}/{data.target} lacks "
             f"({len(train)}/{len(train_ids)} training, {len(test)}/{len(test_ids)} held out)"
         )
-    pretrained = Layout.of("model", model_path).path(
-        "pretrained", space=data.space, dataset=data.dataset
+    predictor = make_predictor(
+        model,
+        params,
+        device,
+        lambda: Layout.of("model", model_path).path(
+            "pretrained", space=data.space, dataset=data.dataset
+        ),
     )
-    predictor = make_predictor(model, params, device, pretrained)
     started = time.perf_counter()
     pool = data.subset(data.arch_ids == data.network_ids).unlabelled()
     report = predictor.fit(train, seed=seed, pool=pool)
@@ -105,13 +110,16 @@ def train_and_predict(
     return report
 
 
-def make_predictor(model: str, params: dict[str, Any], device: str, pretrained: str) -> Predictor:
+def make_predictor(
+    model: str, params: dict[str, Any], device: str, pretrained: Callable[[], str]
+) -> Predictor:
     """The predictor `model` with `params`; the config's `device` and the results' folder of
-    pretrained weights apply where the predictor takes them and `params` does not say."""
+    pretrained weights (`pretrained()`) apply where the predictor takes them and `params` does
+    not say."""
     accepted = {field.name for field in dataclasses.fields(PREDICTORS.get(model))}
     defaults = {"device": device} if "device" in accepted else {}
     if "pretrain_cache" in accepted:
-        defaults["pretrain_cache"] = pretrained
+        defaults["pretrain_cache"] = pretrained()
     return create_predictor(model, **{**defaults, **params})
 
 

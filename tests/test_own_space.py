@@ -1,0 +1,368 @@
+"""A user's own space: choice encodings, config, labels files, proxy inputs, ranking and the
+DAG's reaction to new labels, on the shipped digits example (examples/digits)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+import yaml
+
+from parzc.config import ConfigError, load, validate
+from parzc.dag import Plan
+from parzc.labels import LabelsError, aggregate_labels, append_labels, read_labels
+from parzc.sharding import ExtractSettings
+from parzc.spaces import InvalidArchError, get_space
+from parzc.spaces.choice import Choices
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "digits"
+sys.path.insert(0, str(EXAMPLE))
+
+from digits_space import DigitsCNN  # noqa: E402
+
+CHOICES = Choices(DigitsCNN.choices)
+ARCH = "depth=2,width=16,kernel=3,activation=relu,pool=max,batchnorm=true"
+
+
+def own_config(tmp_path: Path, count: int | None = 24, **space) -> dict:
+    """A small config of the digits space, its labels file in tmp_path."""
+    entry = {
+        "source": "digits_space:DigitsCNN",
+        "python_path": [str(EXAMPLE)],
+        "candidates": {"count": count, "seed": 0},
+        "datasets": ["digits"],
+        "data": {"digits": {"source": {"callable": "digits_data:proxy_batch"}, "num_classes": 10}},
+        "labels": {"digits": str(tmp_path / "labels.csv")},
+        "train_sizes": [4],
+        **space,
+    }
+    return {
+        "results": str(tmp_path / "results"),
+        "device": "cpu",
+        "batch": {"size": 16, "seed": 0},
+        "shard_size": 12,
+        "feature_sets": {"mini": {"layer": ["grad_norm", "snip", "params"], "network": ["nwot"]}},
+        "spaces": {"digits": entry},
+        "train": {
+            "features": ["grad_norm", "snip"],
+            "seeds": [0],
+            "predictors": {"gbdt": {"model": "gbdt"}},
+        },
+        "rank": {"predictors": ["gbdt"], "top": 5},
+    }
+
+
+# -- choice encodings ------------------------------------------------------------------------
+
+
+def test_choices_encode_decode_enumerate_onehot_neighbours():
+    archs = list(CHOICES.enumerate())
+    assert len(archs) == CHOICES.total == 216 and len(set(archs)) == 216
+    assert all(CHOICES.encode(CHOICES.decode(a)) == a for a in archs)
+    shuffled = ",".join(reversed(ARCH.split(",")))
+    assert CHOICES.normalise(shuffled) == ARCH
+    assert CHOICES.onehot(ARCH).sum() == len(CHOICES.names)
+    assert len({CHOICES.onehot(a).tobytes() for a in archs}) == 216
+    neighbours = CHOICES.neighbours(ARCH)
+    assert len(neighbours) == int((CHOICES.sizes - 1).sum())
+    assert all(
+        sum(x != y for x, y in zip(a.split(","), ARCH.split(","), strict=True)) == 1
+        for a in neighbours
+    )
+
+
+@pytest.mark.parametrize(
+    ("arch", "message"),
+    [
+        (ARCH.replace("width=16", "width=17"), "decision 'width' has value '17'"),
+        (ARCH.replace("kernel=3,", ""), "decision 'kernel' is missing"),
+        (ARCH + ",dropout=0.1", "unknown decision 'dropout'"),
+        (ARCH + ",depth=2", "decision 'depth' appears twice"),
+        ("depth", "'depth' is not decision=option"),
+    ],
+)
+def test_choices_reject_bad_encodings_naming_the_decision(arch, message):
+    with pytest.raises(InvalidArchError, match=re.escape(message)):
+        CHOICES.decode(arch)
+
+
+def test_samples_are_distinct_seeded_and_prefix_stable():
+    big = Choices({"a": list(range(50)), "b": list(range(50)), "c": ["x", "y"]})
+    first = big.sample(300, seed=3)
+    assert len(set(first)) == 300 and first == big.sample(300, seed=3)
+    assert big.sample(500, seed=3)[:300] == first  # a larger sample keeps every arch_id
+    assert big.sample(300, seed=4) != first
+    with pytest.raises(ValueError, match="cannot sample 6000"):
+        big.sample(6000, seed=0)
+
+
+# -- config ----------------------------------------------------------------------------------
+
+
+def test_own_space_registers_with_candidates_and_datasets(tmp_path):
+    config = validate(own_config(tmp_path, count=30))
+    space = get_space("digits")
+    archs = space.archs()
+    assert len(archs) == 30 and archs["arch"].to_list() == CHOICES.sample(30, 0)
+    assert archs["arch_id"].to_list() == list(range(30))
+    assert not space.ground_truth and space.dataset("digits").num_classes == 10
+    assert Plan(config).arch_count("digits") == 30
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"source": "no_such_module:Space"}, "cannot import 'no_such_module'"),
+        ({"source": "digits_data:load_split"}, "is not a ChoiceSpace or SearchSpace"),
+        ({"data": {}}, "spaces/digits/data/digits: a user's space needs the proxy inputs"),
+        ({"labels": {"mnist": "x.csv"}}, "spaces/digits/labels/mnist: 'mnist' is not one of"),
+        ({"label_range": [1, 0]}, "label_range: 1 is not < 0"),
+    ],
+)
+def test_bad_own_space_configs_name_the_field(tmp_path, change, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate(own_config(tmp_path, **change))
+
+
+def test_builtin_spaces_take_no_own_space_keys(tmp_path):
+    config = own_config(tmp_path)
+    config["spaces"] = {"nb201": {"datasets": ["cifar10"], "labels": {"cifar10": "x.csv"}}}
+    with pytest.raises(ConfigError, match="spaces/nb201/labels: only a user's space"):
+        validate(config)
+    config = own_config(tmp_path)
+    config["spaces"]["nb201"] = config["spaces"].pop("digits")
+    with pytest.raises(ConfigError, match="'nb201' is a built-in space"):
+        validate(config)
+
+
+def test_config_check_rebuilds_candidates_in_a_fresh_process(tmp_path):
+    """`parzc config check` imports the space anew and builds candidates; a space whose
+    encodings do not rebuild fails there, before any job runs."""
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(own_config(tmp_path)))
+    out = subprocess.run(
+        ["parzc", "config", "check", str(good)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "rebuilt in a fresh process, output [2, 10]" in out
+    (tmp_path / "broken_space.py").write_text(
+        "from digits_space import DigitsCNN\n"
+        "class Broken(DigitsCNN):\n"
+        "    def build(self, choices, num_classes):\n"
+        "        if choices['depth'] == 3:\n"
+        "            raise RuntimeError('depth 3 has no builder')\n"
+        "        return super().build(choices, num_classes)\n"
+    )
+    config = own_config(tmp_path, count=None, source="broken_space:Broken")
+    config["spaces"]["digits"]["python_path"].append(str(tmp_path))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    proc = subprocess.run(["parzc", "config", "check", str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "fresh process failed: RuntimeError: depth 3 has no builder" in proc.stderr
+
+
+# -- labels files ----------------------------------------------------------------------------
+
+
+def write_labels(path: Path, rows: list[str], header: str = "arch,val_acc,test_acc,seed") -> Path:
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("rows", "header", "message"),
+    [
+        ([f'"{ARCH}",nan,90,0'], None, "line 2: val_acc is 'nan', not a finite number"),
+        ([f'"{ARCH}",90,90,0', f'"{ARCH}",101,90,1'], None, "line 3: val_acc 101.0 is outside"),
+        ([f'"{ARCH}",abc,90,0'], None, "line 2: val_acc 'abc' is not a number"),
+        (['"depth=9,width=8"', ""], "arch", "missing column 'val_acc'"),
+        ([f'"{ARCH}",90,1'], "arch,val_acc,tset_acc", "unknown column 'tset_acc'"),
+        (
+            [f'"{ARCH}",90,91,0', f'"{ARCH}",92,91,0'],
+            None,
+            "conflicting rows for arch '" + ARCH + "' seed 0 (line 2 and line 3)",
+        ),
+        (
+            [f'"{ARCH.replace("depth=2", "depth=5")}",90,90,0'],
+            None,
+            "line 2: arch 'depth=5,",
+        ),
+        ([f'"{ARCH}",,,0'], None, "line 2: val_acc is empty"),
+    ],
+)
+def test_bad_label_rows_name_file_line_and_value(tmp_path, rows, header, message):
+    validate(own_config(tmp_path, count=None))
+    path = write_labels(tmp_path / "labels.csv", rows, header or "arch,val_acc,test_acc,seed")
+    with pytest.raises(LabelsError, match=re.escape(f"{path}") + ".*" + re.escape(message)):
+        read_labels(path, get_space("digits"))
+
+
+def test_a_valid_encoding_outside_the_candidates_is_refused(tmp_path):
+    validate(own_config(tmp_path, count=10))
+    outside = next(a for a in CHOICES.enumerate() if a not in CHOICES.sample(10, 0))
+    path = write_labels(tmp_path / "labels.csv", [f'"{outside}",90,90,0'])
+    with pytest.raises(LabelsError, match="line 2: arch .* is not a candidate of space 'digits'"):
+        read_labels(path, get_space("digits"))
+
+
+def test_seeds_are_averaged_and_counted_and_failures_kept(tmp_path):
+    validate(own_config(tmp_path, count=None))
+    other = CHOICES.neighbours(ARCH)[0]
+    path = write_labels(
+        tmp_path / "labels.csv",
+        [
+            f'"{ARCH}",90,89,0,ok',
+            f'"{ARCH}",94,93,1,ok',
+            f'"{ARCH}",94,93,1,ok',  # the same training told twice counts once
+            f'"{other}",,,0,failed',
+        ],
+        "arch,val_acc,test_acc,seed,status",
+    )
+    table = aggregate_labels(read_labels(path, get_space("digits")), "digits")
+    row = table.filter(pl.col("arch") == ARCH).to_dicts()[0]
+    assert (row["val_acc"], row["test_acc"], row["n_labels"], row["n_failed"]) == (92, 91, 2, 0)
+    failed = table.filter(pl.col("arch") == other).to_dicts()[0]
+    assert failed["val_acc"] is None and failed["n_failed"] == 1
+
+
+def test_appending_a_bad_row_writes_nothing(tmp_path):
+    validate(own_config(tmp_path, count=None))
+    space = get_space("digits")
+    path = tmp_path / "labels.csv"
+    append_labels(path, pl.DataFrame({"arch": [ARCH], "val_acc": [91.0], "seed": [0]}), space)
+    before = path.read_bytes()
+    with pytest.raises(LabelsError, match="with the new rows.*val_acc 120.0 is outside"):
+        append_labels(path, pl.DataFrame({"arch": [ARCH], "val_acc": [120.0]}), space)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# -- proxy inputs ----------------------------------------------------------------------------
+
+
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return (digits.images * 255 / 16).astype(np.uint8), digits.target.astype(np.int64)
+
+
+@pytest.mark.parametrize("kind", ["npz", "folder", "callable"])
+def test_proxy_batches_from_npz_folder_and_callable(tmp_path, kind):
+    from PIL import Image
+
+    from parzc.proxies.inputs import ProxyInputs
+
+    images, labels = digits_arrays()
+    if kind == "npz":
+        source = {"npz": str(tmp_path / "digits.npz")}
+        np.savez(source["npz"], images=images, labels=labels)
+    elif kind == "folder":
+        source = {"folder": str(tmp_path / "digits")}
+        for i, (image, label) in enumerate(zip(images[:200], labels[:200], strict=True)):
+            (tmp_path / "digits" / str(label)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(tmp_path / "digits" / str(label) / f"{i}.png")
+    else:
+        source = {"callable": "digits_data:proxy_batch"}
+    inputs = ProxyInputs.from_config(
+        {"source": source, "num_classes": 10, "channels": 1, "input_size": 16}
+    )
+    batch = inputs.load(32, seed=0)
+    assert batch.labels.max() < 10 and len(batch.indices) == 32
+    expected = (32, 1, 8, 8) if kind == "callable" else (32, 1, 16, 16)  # callables: as given
+    assert tuple(batch.images.shape) == expected
+    assert torch.equal(batch.images, inputs.load(32, seed=0).images)
+    if kind != "callable":
+        assert abs(float(batch.images.mean())) < 0.5  # normalised with the images' statistics
+
+
+def test_input_settings_enter_the_digest_and_benchmark_digests_stay(tmp_path):
+    config = validate(own_config(tmp_path))
+    plan = Plan(config)
+    first = plan.extract_settings("digits", "digits", "mini")
+    config["spaces"]["digits"]["data"]["digits"]["normalise"] = "none"
+    second = Plan(validate(config)).extract_settings("digits", "digits", "mini")
+    assert first.digest() != second.digest()
+    benchmark = ExtractSettings(
+        space="nb201",
+        dataset="cifar10",
+        feature_set="zc",
+        layer_proxies=("grad_norm", "snip"),
+        network_proxies=("nwot",),
+    )
+    assert benchmark.digest() == "654871dec479ca09"  # as before user spaces existed
+
+
+# -- the DAG ---------------------------------------------------------------------------------
+
+
+def planned_jobs(config_path: Path) -> list[str]:
+    out = subprocess.run(
+        ["snakemake", "-n", "--cores", "1", "--configfile", str(config_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return re.findall(r"^rule (\w+):", out, flags=re.M)
+
+
+def test_new_labels_refit_and_rerank_without_re_extracting(tmp_path):
+    """Without labels: extraction only (correlation, training, ranking left out with a log
+    line). With labels: ranking and training follow; appending rows re-runs everything that
+    depends on labels, and no extraction."""
+    config = own_config(tmp_path, count=24)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    plan = Plan(load(path))
+    assert [t for t in plan.all_targets() if "/tables/" in t] == []
+    assert any("ranking left out: 0 labelled candidates" in s for s in plan.skipped_outputs())
+    subprocess.run(["snakemake", "--cores", "2", "--configfile", str(path)], cwd=REPO, check=True)
+    archs = get_space("digits").archs()["arch"].to_list()
+    accuracy = {a: 80 + i / 2 for i, a in enumerate(archs[:8])}
+    labels = tmp_path / "labels.csv"
+    write_labels(labels, [f'"{a}",{v},{v},0' for a, v in accuracy.items()])
+    jobs = planned_jobs(path)
+    assert "extract_shard" not in jobs
+    assert {"assemble_matrix", "rank_candidates", "train_predictor", "proxy_correlation"} <= set(
+        jobs
+    )
+    subprocess.run(["snakemake", "--cores", "2", "--configfile", str(path)], cwd=REPO, check=True)
+    results = Path(config["results"])
+    ranking = pl.read_parquet(
+        results / "rankings/space=digits/dataset=digits/predictor=gbdt/seed0.parquet"
+    )
+    assert len(ranking) == 24 and ranking["labelled"].sum() == 8
+    assert ranking["score"].is_finite().all()
+    table = (results / "tables/ranking/space=digits/dataset=digits/ranking.md").read_text()
+    assert table.count("depth=") == 5  # the top 5 unlabelled candidates
+    with labels.open("a") as fh:
+        fh.write(f'"{archs[9]}",91.5,90,0\n')
+    jobs = planned_jobs(path)
+    assert "extract_shard" not in jobs and "rank_candidates" in jobs
+    out = subprocess.run(
+        [
+            "parzc",
+            "sql",
+            "--format",
+            "csv",
+            "--config",
+            str(path),
+            "SELECT a.arch, a.val_acc, a.n_labels, s.value AS nwot FROM accuracy a "
+            "JOIN arch_stats s USING (arch_id) WHERE a.space = 'digits' AND s.proxy = 'nwot' "
+            "ORDER BY a.val_acc DESC LIMIT 1",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert archs[9] in out and "91.5" in out
+    shutil.rmtree(results)
