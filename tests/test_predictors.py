@@ -271,6 +271,27 @@ def test_gbdt_handles_nan_and_roundtrips(tmp_path):
         model.predict(test)
 
 
+def test_gbdt_onehot_alone_ignores_the_proxies():
+    data = make_features(n=120, seed=4, onehot=True)
+    data.val_acc = data.onehot @ np.array([3.0, -2.0, 1.0, 0.5, 0.0]) + data.aggregates[:, 0]
+    train, test = data.subset(np.arange(90)), data.subset(np.arange(90, 120))
+    alone = create_predictor("gbdt", max_iter=50, use_onehot=True, use_proxies=False)
+    alone.fit(train, seed=0)
+    score, _ = alone.predict(test)
+    # the same trees as on a matrix without aggregate columns, whatever the proxies hold
+    no_proxies = dataclasses.replace(data, aggregate_names=[], aggregates=np.zeros((len(data), 0)))
+    reference = create_predictor("gbdt", max_iter=50, use_onehot=True)
+    reference.fit(no_proxies.subset(np.arange(90)), seed=0)
+    np.testing.assert_array_equal(
+        score, reference.predict(no_proxies.subset(np.arange(90, 120)))[0]
+    )
+    test.aggregates = test.aggregates * 0 + 7.0
+    test.aggregate_names = ["a", "b", "c", "d"]
+    np.testing.assert_array_equal(alone.predict(test)[0], score)
+    with pytest.raises(ValueError, match="use_proxies=False and use_onehot=False"):
+        create_predictor("gbdt", use_proxies=False)
+
+
 def test_single_proxy_returns_the_column():
     data = make_features(n=10)
     model = create_predictor("single_proxy", proxy="net:nwot")

@@ -1,4 +1,4 @@
-"""Gradient-boosted trees on the aggregate proxies (and the one-hot ops): the tree baseline."""
+"""Gradient-boosted trees on the aggregate proxies and/or the one-hot ops: the tree baseline."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from parzc.store.matrix import FeatureMatrix
 class GBDTPredictor(Predictor):
     """HistGradientBoostingRegressor on the aggregates [+ onehot] (Suite-Zero style baseline).
 
+    `use_proxies: false` with `use_onehot: true` fits the one-hot encoding alone, the baseline
+    that tells what the proxies add to the encoding; at least one of the two must be on.
+
     NaN aggregates (failed proxies) are handled natively by the trees. `min_samples_leaf` is 5,
     not sklearn's 20: with 78 training archs 20 leaves the trees a handful of splits (one-hot-only
     Kendall 0.11 instead of the 0.39 LightGBM reaches; benchmarks/predictor_ablation.py).
@@ -31,6 +34,7 @@ class GBDTPredictor(Predictor):
     min_samples_leaf: int = 5
     l2_regularization: float = 0.0
     use_onehot: bool = False
+    use_proxies: bool = True
 
     _model: HistGradientBoostingRegressor | None = field(default=None, init=False, repr=False)
     _columns: list[str] = field(default_factory=list, init=False, repr=False)
@@ -39,12 +43,20 @@ class GBDTPredictor(Predictor):
         default_factory=lambda: np.zeros(0, dtype=bool), init=False, repr=False
     )
 
+    def __post_init__(self) -> None:
+        if not (self.use_proxies or self.use_onehot):
+            raise ValueError(
+                "gbdt: use_proxies=False and use_onehot=False leave no features; "
+                "turn on at least one of them"
+            )
+
     def _features(self, data: FeatureMatrix) -> np.ndarray:
-        x = np.asarray(data.aggregates, dtype=np.float64)
+        parts = [np.asarray(data.aggregates, dtype=np.float64)] if self.use_proxies else []
         if self.use_onehot:
             if data.onehot is None:
                 raise ValueError("gbdt: use_onehot=True but the FeatureMatrix has no onehot")
-            x = np.concatenate([x, np.asarray(data.onehot, dtype=np.float64)], axis=1)
+            parts.append(np.asarray(data.onehot, dtype=np.float64))
+        x = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
         if self._empty.any():  # a proxy that failed on every training arch carries nothing
             x = x.copy()
             x[:, self._empty] = 0.0
@@ -67,7 +79,9 @@ class GBDTPredictor(Predictor):
         self._empty = np.isnan(self._features(train)).all(axis=0)
         x, y = self._features(train), np.asarray(train.val_acc, dtype=np.float64)
         model.fit(x, y)
-        self._model, self._columns = model, list(train.aggregate_names)
+        # the aggregate columns it was fitted on (none when it ignores the proxies)
+        self._model = model
+        self._columns = list(train.aggregate_names) if self.use_proxies else []
         return {
             "epochs": int(model.n_iter_),
             "final_loss": float(np.mean((model.predict(x) - y) ** 2)),  # training MSE
@@ -79,7 +93,8 @@ class GBDTPredictor(Predictor):
     def predict(self, data: FeatureMatrix) -> tuple[np.ndarray, np.ndarray | None]:
         if self._model is None:
             raise NotFittedError("gbdt: call fit() or load() before predict()")
-        check_same_columns("aggregate columns", self._columns, data.aggregate_names)
+        if self.use_proxies:
+            check_same_columns("aggregate columns", self._columns, data.aggregate_names)
         return self._model.predict(self._features(data)).astype(np.float64), None
 
     def _get_state(self) -> dict[str, Any]:
