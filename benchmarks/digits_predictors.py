@@ -25,8 +25,9 @@ those candidates' test accuracy, mean +- std over the seeds. Predictors:
 
 Prints one row per fit as it goes, then the table (predictor x n) and the wall time; writes
 the table as benchmarks/out/digits_predictors.csv and .md, and every fit (Kendall, fit
-seconds, the picked proxy) as benchmarks/out/digits_predictors_runs.csv. Runtime on a 2-core
-CPU: about 2 minutes with the default schedule (fusion most of it; one torch thread).
+seconds, the picked proxy) as benchmarks/out/digits_predictors_runs.csv. Runtime with the
+default schedule on a 2-core CPU: 45 s with other jobs at a load average of about 2, 3 minutes
+at a load of 5 (fusion most of it, one torch thread; pretraining cached after the first run).
 """
 
 from __future__ import annotations
