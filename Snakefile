@@ -15,6 +15,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/rank.smk"
+include: "workflow/rules/loop.smk"
 
 
 rule all:

@@ -257,9 +257,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from parzc.predictors import PREDICTORS
     from parzc.proxies import LAYER_PROXIES, NETWORK_PROXIES
     from parzc.search.strategies import STRATEGIES
-    from parzc.spaces import SPACES, get_space
+    from parzc.spaces import get_space, space_names
 
-    for name in SPACES:
+    for name in space_names():
         print(f"space {name}: datasets {', '.join(get_space(name).datasets)}")
     print("per-layer proxies:", ", ".join(LAYER_PROXIES.names()))
     print("network-level proxies:", ", ".join(NETWORK_PROXIES.names()))

@@ -29,9 +29,16 @@ def _print(frame: pl.DataFrame, fmt: str) -> None:
 
 
 def _labels_path(plan, space: str, dataset: str) -> str:
+    """The space's labels file, else the loop's (a benchmark space's loop keeps its own)."""
     path = plan.config["spaces"][space].get("labels", {}).get(dataset)
+    loop = plan.config.get("loop")
+    if path is None and loop and (loop["space"], loop["dataset"]) == (space, dataset):
+        path = str(plan.loop_state().labels_path)
     if path is None:
-        raise ValueError(f"the config names no labels file for spaces/{space}/labels/{dataset}")
+        raise ValueError(
+            f"the config names no labels file for {space}/{dataset} (spaces/{space}/labels or "
+            "a loop: section)"
+        )
     return path
 
 
@@ -65,7 +72,8 @@ def _cmd_tell(args: argparse.Namespace) -> int:
     space = get_space(args.space)
     space.dataset(args.dataset)
     path = _labels_path(plan, args.space, args.dataset)
-    added = append_labels(path, label_rows(args), space, space.label_range)
+    value_range = getattr(space, "label_range", (0.0, 100.0))
+    added = append_labels(path, label_rows(args), space, value_range)
     print(f"{path}: {len(added)} row(s) added")
     _print(added.drop("line"), "table")
     return 0
@@ -146,6 +154,69 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loop_features(plan) -> str:
+    """The loop's feature matrix, assembled from the store when it is missing."""
+    from parzc import stages
+    from parzc.cli import _target_inputs
+
+    loop = plan.config["loop"]
+    path = plan.layout.path("loop_features", space=loop["space"], dataset=loop["dataset"])
+    if not Path(path).is_file():
+        features, arch_stats, proxy_dataset = _target_inputs(plan, loop["space"], loop["dataset"])
+        stages.assemble(
+            features,
+            arch_stats,
+            loop["space"],
+            proxy_dataset,
+            loop["dataset"],
+            plan.config["train"]["features"],
+            path,
+        )
+    return path
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from parzc.loop.rounds import ask_round
+
+    plan = _plan(args)
+    if "loop" not in plan.config:
+        raise ValueError(f"{args.config} has no loop: section (space, dataset, predictor, ...)")
+    state = plan.loop_state()
+    if args.pending:
+        pending = state.pending()
+        print(f"{len(pending)} pending proposal(s) (proposed, not yet told)")
+        if len(pending):
+            _print(pending.select("round", "arch_id", "arch", "score", "scorer"), args.format)
+        return 0
+    loop = plan.config["loop"]
+    round_ = max(state.rounds(), default=0) + 1
+    proposals = ask_round(
+        state,
+        _loop_features(plan),
+        plan.loop_settings(),
+        args.k or loop["batch"],
+        loop["budget"],
+        round_,
+        plan.config["device"],
+    )
+    print(
+        f"round {round_}: {len(proposals)} proposal(s); train them, then `parzc tell` "
+        f"(labels: {state.labels_path})"
+    )
+    _print(proposals.drop("network_id"), args.format)
+    return 0
+
+
+def _cmd_oracle(args: argparse.Namespace) -> int:
+    from parzc.io import write_text
+    from parzc.loop.oracle import oracle_result
+
+    result = json.dumps(oracle_result(args.space, args.dataset, args.arch), sort_keys=True)
+    write_text(args.result, result + "\n")
+    print(result)
+    return 0
+
+
 CHECK_SCRIPT = """
 import json, sys
 from parzc.config import load
@@ -211,6 +282,21 @@ def register(sub) -> None:
     p.add_argument("--top", type=int, default=10, help="unlabelled candidates shown")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.set_defaults(func=_cmd_rank)
+
+    p = sub.add_parser("ask", help="propose the next candidates to train (the config's loop)")
+    p.add_argument("--config", default="config/config.yaml", help="the pipeline's config")
+    p.add_argument("--results", help="results folder (default: the config's)")
+    p.add_argument("-k", type=int, help="how many to propose (default: the loop's batch)")
+    p.add_argument("--pending", action="store_true", help="list proposals not yet told")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.set_defaults(func=_cmd_ask)
+
+    p = sub.add_parser("oracle", help="a benchmark's recorded result, as a training would write")
+    p.add_argument("--space", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--arch", required=True)
+    p.add_argument("--result", required=True, help="the JSON file to write")
+    p.set_defaults(func=_cmd_oracle)
 
     p = sub.add_parser("score", help="zero-cost proxies of one candidate, per layer")
     p.add_argument("--config", default="config/config.yaml", help="the pipeline's config")

@@ -118,6 +118,40 @@ def check_names(config: dict[str, Any]) -> None:
         )
 
 
+def _check_loop(config: dict[str, Any]) -> None:
+    """The loop's target, predictor, acquisition and zero-label scorer exist."""
+    from parzc.loop.acquisition import ACQUISITIONS
+    from parzc.loop.ask import ZERO_LABEL
+
+    loop = config["loop"]
+    entry = config["spaces"].get(loop["space"])
+    if entry is None or loop["dataset"] not in entry["datasets"]:
+        raise ConfigError(
+            f"config field loop: {loop['space']}/{loop['dataset']} is not a configured target "
+            f"(spaces: {', '.join(config['spaces'])})"
+        )
+    if loop["predictor"] not in config["train"]["predictors"]:
+        raise ConfigError(
+            f"config field loop/predictor: {loop['predictor']!r} is not a train/predictors "
+            f"label (labels: {', '.join(config['train']['predictors']) or 'none'})"
+        )
+    for field, registry in (("acquisition", ACQUISITIONS), ("zero_label", ZERO_LABEL)):
+        if loop[field] not in registry:
+            raise ConfigError(
+                f"config field loop/{field}: unknown {registry.kind} {loop[field]!r}; known: "
+                f"{', '.join(registry.names())}"
+            )
+    if (
+        loop["labels"] is None
+        and "source" in entry
+        and loop["dataset"] not in entry.get("labels", {})
+    ):
+        raise ConfigError(
+            f"config field loop/labels: give a labels file, or name one in "
+            f"spaces/{loop['space']}/labels/{loop['dataset']}"
+        )
+
+
 def register_spaces(config: dict[str, Any]) -> list[str]:
     """Register the config's own spaces (entries with a `source`), failing with the field.
 
@@ -190,11 +224,14 @@ def _check_train_sizes(space_name: str, entry: dict[str, Any], pool: int) -> Non
 
 
 def check_predictors(config: dict[str, Any]) -> None:
-    """Predictor models and their parameters, with every space's overrides (imports torch)."""
+    """Predictor models and their parameters, with every space's overrides, and the loop's
+    settings (imports torch)."""
     from parzc.predictors import PREDICTORS, create_predictor
 
     train = config["train"]
     predictors = train["predictors"]
+    if "loop" in config:
+        _check_loop(config)
     for space_name, entry in config["spaces"].items():
         for label in entry["predictor_params"]:
             if label not in predictors:

@@ -296,6 +296,56 @@ class Plan:
             if (run["space"], run["dataset"]) == (space, dataset)
         ]
 
+    # -- the ask / tell loop ---------------------------------------------------------------
+
+    def loop_state(self):
+        """The files of the config's loop (`parzc.loop.state.LoopState`)."""
+        from parzc.loop.state import LoopState
+
+        loop = self.config["loop"]
+        space, dataset = loop["space"], loop["dataset"]
+        labels = loop["labels"] or self.config["spaces"][space].get("labels", {}).get(dataset)
+        if labels is None:
+            labels = self.layout.path("loop_labels", space=space, dataset=dataset)
+        return LoopState(self.layout, space, dataset, Path(labels))
+
+    def loop_settings(self):
+        """How the config's loop chooses (`parzc.loop.ask.LoopSettings`)."""
+        from parzc.loop.ask import LoopSettings
+
+        loop = self.config["loop"]
+        return LoopSettings(
+            predictor=loop["predictor"],
+            model=self.predictors()[loop["predictor"]]["model"],
+            params=self.predictor_params(loop["space"], loop["predictor"]),
+            acquisition=loop["acquisition"],
+            acquisition_params=loop["acquisition_params"],
+            zero_label=loop["zero_label"],
+            ensemble=tuple(loop["ensemble"]),
+            seed=loop["seed"],
+        )
+
+    def loop_outputs(self) -> list[str]:
+        if "loop" not in self.config:
+            return []
+        loop = self.config["loop"]
+        return [self.layout.path("loop_summary", space=loop["space"], dataset=loop["dataset"])]
+
+    def loop_trainings(self, proposals: str | Path) -> list[str]:
+        """The training results of one round's proposals file."""
+        loop = self.config["loop"]
+        ids = pl.read_parquet(proposals)["arch_id"].to_list()
+        return [
+            self.layout.path(
+                "loop_training",
+                space=loop["space"],
+                dataset=loop["dataset"],
+                arch_id=a,
+                seed=loop["seed"],
+            )
+            for a in ids
+        ]
+
     # -- search ----------------------------------------------------------------------------
 
     def search_runs(self) -> list[dict[str, Any]]:
@@ -369,4 +419,5 @@ class Plan:
             + self.scatter_plots()
             + self.search_reports()
             + self.rank_tables()
+            + self.loop_outputs()
         )

@@ -222,6 +222,9 @@ def append_labels(
     text = rows.select(pl.col(c).cast(pl.String) for c in rows.columns)
     old = _read_raw(path).select(pl.all().cast(pl.String)) if path.exists() else None
     combined = text if old is None else pl.concat([old, text], how="diagonal_relaxed")
+    for column in REQUIRED:  # e.g. a new file whose first row is a failed training
+        if column not in combined.columns:
+            combined = combined.with_columns(pl.lit(None, dtype=pl.String).alias(column))
     combined = combined.select(c for c in COLUMNS if c in combined.columns)
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder) / path.name

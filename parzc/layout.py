@@ -44,6 +44,14 @@ TEMPLATES: dict[str, str] = {
     "seed{seed}.pkl",
     "ranking_csv": "tables/ranking/space={space}/dataset={dataset}/ranking.csv",
     "ranking_md": "tables/ranking/space={space}/dataset={dataset}/ranking.md",
+    # the ask / tell loop of one target: the store's features without labels, one folder per
+    # round (its proposals and the labels it used, frozen), one result per training
+    "loop_features": "loop/space={space}/dataset={dataset}/features.npz",
+    "loop_labels": "loop/space={space}/dataset={dataset}/labels.csv",
+    "loop_proposals": "loop/space={space}/dataset={dataset}/round{round}/proposals.parquet",
+    "loop_frozen_labels": "loop/space={space}/dataset={dataset}/round{round}/labels.csv",
+    "loop_training": "loop/space={space}/dataset={dataset}/trainings/arch{arch_id}_seed{seed}.json",
+    "loop_summary": "loop/space={space}/dataset={dataset}/summary.md",
     "correlation_csv": "tables/correlation.csv",
     "correlation_md": "tables/correlation.md",
     "loss_ablation_csv": "tables/loss_ablation.csv",
@@ -58,7 +66,14 @@ SHARD_TABLES = ("features", "arch_stats")
 _FIELD = re.compile(r"\{(\w+)\}")
 # how a field's value is spelled in a path, and the regex a path's field must match
 _FORMATS = {"start": "{:05d}", "end": "{:05d}"}
-_PATTERNS = {"start": r"\d{5}", "end": r"\d{5}", "size": r"\d+", "seed": r"\d+"}
+_PATTERNS = {
+    "start": r"\d{5}",
+    "end": r"\d{5}",
+    "size": r"\d+",
+    "seed": r"\d+",
+    "round": r"\d+",
+    "arch_id": r"\d+",
+}
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,50 @@ def ranking_report(rankings: Sequence[PathLike], top: int, csv: PathLike, md: Pa
     )
 
 
+def loop_round(
+    config: Mapping[str, Any], round_: int, features: PathLike, device: str = "auto"
+) -> pl.DataFrame:
+    """Round `round_` of the config's loop: freeze the labels, propose the next batch."""
+    from parzc.dag import Plan
+    from parzc.loop.rounds import ask_round
+
+    plan = Plan(dict(config))
+    loop = config["loop"]
+    proposals = ask_round(
+        plan.loop_state(),
+        features,
+        plan.loop_settings(),
+        loop["batch"],
+        loop["budget"],
+        round_,
+        device,
+    )
+    with pl.Config(tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=200):
+        log.info("round %d proposes:\n%s", round_, proposals)
+    return proposals
+
+
+def loop_train(
+    config: Mapping[str, Any], arch_id: int, seed: int, command: str, out: PathLike
+) -> dict[str, Any]:
+    """Train one candidate of the config's loop with `command`, unless it is told already."""
+    from parzc.dag import Plan
+    from parzc.loop.training import run_training
+
+    state = Plan(dict(config)).loop_state()
+    archs = state.search_space.archs()
+    arch = archs.filter(pl.col("arch_id") == arch_id)["arch"].item()
+    return run_training(state, command, arch, seed, out)
+
+
+def loop_summary(config: Mapping[str, Any], out: PathLike) -> None:
+    """The loop's summary: its rounds' proposals and outcomes, the best candidate told."""
+    from parzc.dag import Plan
+    from parzc.loop.rounds import summary_markdown
+
+    write_text(out, summary_markdown(Plan(dict(config)).loop_state()))
+
+
 def evaluate(predictions: PathLike, out: PathLike) -> None:
     """Rank metrics of one predictions file."""
     from parzc.evaluation.predictions import evaluate_predictions

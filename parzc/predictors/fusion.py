@@ -366,6 +366,8 @@ class FusionPredictor(Predictor):
     `pretrain_proxies` are aggregate columns (e.g. "net:nwot", "synflow"); `pretrain_epochs: 0`
     or an empty list turns pretraining off. Without a pool (`fit(..., pool=None)`) the training
     architectures themselves are the pretraining set and the normalisation statistics' source.
+    Fitted on no labels (an empty `train`, with a pool), it keeps the pretrained models alone:
+    the learned proxy before the first label.
     Pretrained weights depend on the pool, the seed and the settings only, never on labels:
     with `pretrain_cache` (a folder; the pipeline sets one) they are saved under a digest of
     all three and reused by every training size and target, bitwise the same as recomputed.
@@ -561,8 +563,11 @@ class FusionPredictor(Predictor):
         started = time.perf_counter()
         device = resolve_device(self.device)
         acc = np.asarray(train.val_acc, dtype=np.float64)
-        if len(acc) < 2 or not np.isfinite(acc).all():
+        labelled = len(acc) > 0  # without labels: the pretrained proxy model alone
+        if (labelled and len(acc) < 2) or not np.isfinite(acc).all():
             raise ValueError("fusion: needs >= 2 training architectures with finite val_acc")
+        if not labelled and (pool is None or not self._pretraining):
+            raise ValueError("fusion: without labels it needs a pool and pretraining")
         unlabelled = pool if pool is not None else train
         self._check_data(train)
         self._meta = self._statistics(unlabelled)
@@ -633,6 +638,9 @@ class FusionPredictor(Predictor):
                         self.finetune_pretraining_weight,
                         self.pretrain_batch_size,
                     )
+                if not labelled:
+                    self._models.append(model)
+                    continue
                 with seeded(member_seed + 1, device):  # the same whether pretraining was reused
                     losses.append(
                         self._train_stage(
@@ -648,7 +656,7 @@ class FusionPredictor(Predictor):
                         )
                     )
                 self._models.append(model)
-        if self.tree_weight > 0:
+        if self.tree_weight > 0 and labelled:
             self._trees = GBDTPredictor(use_onehot=train.onehot is not None)
             self._trees.fit(train, seed=seed)
         # every member's scores are z-scored over the pool before they are averaged
@@ -668,7 +676,7 @@ class FusionPredictor(Predictor):
             "pretrain_epochs": self.pretrain_epochs if self._pretraining else 0,
             "pretrain_seconds": pretrain_s,
             "pretrained_reused": reused,
-            "final_loss": float(np.mean(losses)),
+            "final_loss": float(np.mean(losses)) if losses else float("nan"),
             "seconds": time.perf_counter() - started,
             "n_train": len(acc),
             "n_pool": len(unlabelled),

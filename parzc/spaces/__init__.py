@@ -14,7 +14,15 @@ SPACES: Registry[type[SearchSpace]] = Registry("search space")
 
 
 def get_space(name: str) -> SearchSpace:
+    if name not in SPACES:
+        _load_recorded_spaces()
     return SPACES.get(name)()
+
+
+def space_names() -> list[str]:
+    """Every registered space: the built-in ones and the users' (recorded ones included)."""
+    _load_recorded_spaces()
+    return SPACES.names()
 
 
 def _load_builtin_spaces() -> None:
@@ -26,12 +34,12 @@ BUILTIN_SPACES = frozenset(SPACES)
 
 
 def _load_recorded_spaces() -> None:
+    """Register the users' spaces a parent process recorded (on first need, not at import:
+    a user's space module may itself import parzc.spaces)."""
     from parzc.spaces.configured import register_recorded_spaces
 
     register_recorded_spaces()
 
-
-_load_recorded_spaces()
 
 __all__ = [
     "BUILTIN_SPACES",
@@ -41,4 +49,5 @@ __all__ = [
     "InvalidArchError",
     "SearchSpace",
     "get_space",
+    "space_names",
 ]

@@ -15,7 +15,7 @@ and labels files:
 `register_config_spaces` registers each such entry in the space registry under its config name.
 It also records the entries in the environment (`PARZC_SPACES`), so that every process started
 from this one, Snakemake's script jobs and Slurm jobs included, registers the same spaces when it
-imports `parzc.spaces`.
+first looks one up (`get_space`, `space_names`).
 """
 
 from __future__ import annotations
@@ -222,7 +222,11 @@ def register_config_spaces(spaces: Mapping[str, Mapping[str, Any]]) -> list[str]
 
 
 def register_recorded_spaces() -> None:
-    """Register the spaces a parent process recorded in the environment (see module doc)."""
-    recorded = os.environ.get(ENV_VAR)
-    if recorded:
-        register_config_spaces(json.loads(recorded))
+    """Register the spaces a parent process recorded in the environment (see module doc) that
+    are not registered yet."""
+    from parzc.spaces import SPACES
+
+    recorded = json.loads(os.environ.get(ENV_VAR, "{}"))
+    missing = {name: entry for name, entry in recorded.items() if name not in SPACES}
+    if missing:
+        register_config_spaces(missing)

@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from parzc.layout import SHARD_TABLES, Layout
-from parzc.spaces import SPACES, get_space
+from parzc.spaces import get_space, space_names
 from parzc.store.matrix import FeatureMatrix
 from parzc.store.schema import empty_view_sql
 
@@ -73,7 +73,7 @@ class Store:
         each arch's `network_id` (the arch_id of its canonical network, whose features the
         store holds)."""
         frames = []
-        for name in SPACES:
+        for name in space_names():
             space = get_space(name)
             networks = space.archs().select("arch_id", "network_id")
             table = space.accuracy_table()

@@ -1,0 +1,89 @@
+"""A round of the loop: freeze the labels, propose the next batch, write the round's folder; and
+the loop's summary."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import polars as pl
+
+from parzc.loop.ask import LoopSettings, propose
+from parzc.loop.state import LoopState
+from parzc.store.matrix import FeatureMatrix
+
+log = logging.getLogger(__name__)
+
+
+def ask_round(
+    state: LoopState,
+    features: str | Path,
+    settings: LoopSettings,
+    batch: int,
+    budget: int,
+    round_: int,
+    device: str = "auto",
+) -> pl.DataFrame:
+    """Propose up to `batch` candidates for `round_` within `budget` (labelled, failed and
+    pending candidates count against it), write the round's folder and return the proposals.
+
+    A round that already has its proposals is not asked again: its file is returned as it is.
+    """
+    existing = state.path("loop_proposals", round=round_)
+    if existing.exists():
+        return pl.read_parquet(existing)
+    labels = state.labels()
+    pending = state.pending()
+    failed = labels.filter(pl.col("val_acc").is_null())["arch_id"].to_list()
+    excluded = set(failed) | set(pending["arch_id"].to_list() if len(pending) else [])
+    k = max(0, min(batch, budget - len(labels) - len(pending)))
+    data = FeatureMatrix.load(features)
+    pretrained = state.layout.path("pretrained", space=state.space, dataset=data.dataset)
+    if k:
+        proposals = propose(data, labels, excluded, k, settings, device, pretrained)
+    else:
+        proposals = propose(data, labels, excluded, 0, settings, device, pretrained).head(0)
+        log.info(
+            "round %d: budget %d spent (%d told, %d pending)",
+            round_,
+            budget,
+            len(labels),
+            len(pending),
+        )
+    state.write_round(round_, proposals)
+    return proposals
+
+
+def summary_markdown(state: LoopState) -> str:
+    """Every round's proposals with their outcome, and the best labelled candidate so far."""
+    from parzc.reports.tables import markdown_table
+
+    labels = state.labels()
+    proposals = state.proposals()
+    lines = [f"# Loop over {state.space} / {state.dataset}", ""]
+    lines.append(
+        f"{len(labels)} candidates told ({int(labels['n_failed'].gt(0).sum())} failed), "
+        f"labels file {state.labels_path}."
+    )
+    best = labels.filter(pl.col("val_acc").is_not_null()).sort("val_acc", descending=True)
+    if len(best):
+        top = best.row(0, named=True)
+        lines += ["", f"Best by validation accuracy: `{top['arch']}` ({top['val_acc']:.2f})."]
+    if len(proposals):
+        table = proposals.join(
+            labels.select("arch_id", pl.col("val_acc").alias("told_val_acc"), "n_failed"),
+            on="arch_id",
+            how="left",
+        ).select(
+            "round",
+            "arch",
+            "scorer",
+            "score",
+            "uncertainty",
+            "value",
+            "nearest_val_acc",
+            "told_val_acc",
+            "n_failed",
+        )
+        lines += ["", "## Proposals", "", markdown_table(table, digits=3)]
+    return "\n".join(lines) + "\n"
