@@ -366,3 +366,44 @@ def test_new_labels_refit_and_rerank_without_re_extracting(tmp_path):
     ).stdout
     assert archs[9] in out and "91.5" in out
     shutil.rmtree(results)
+
+
+# -- a graph space: a SearchSpace subclass ------------------------------------------------------
+
+
+def test_graph_space_subclass_extracts_with_cell_graphs(tmp_path):
+    """A user's SearchSpace subclass (tests/graph_space_example.py) with a cell graph and a
+    canonical form: candidates sampled, twins mapped to one network, proxies on the shipped
+    CIFAR-10 images, and the assembled matrix carries cell graphs for fusion's cell branch."""
+    from parzc import stages
+    from parzc.store import Store
+
+    config = own_config(tmp_path, count=6)
+    config["spaces"] = {
+        "conv_first": {
+            "source": "graph_space_example:ConvFirstCells",
+            "python_path": [str(REPO / "tests")],
+            "candidates": {"count": 6, "seed": 1},
+            "datasets": ["cifar10"],
+            "data": {"cifar10": {"source": "cifar10", "num_classes": 10}},
+        }
+    }
+    config["shard_size"] = 6
+    plan = Plan(validate(config))
+    space = get_space("conv_first")
+    archs = space.archs()
+    assert len(archs) == 6 and archs["arch"].str.starts_with("|nor_conv_3x3~0|").all()
+    settings = plan.extract_settings("conv_first", "cifar10", "mini")
+    files = {t: plan.shards(t)[0] for t in ("features", "arch_stats")}
+    stages.extract(settings, 0, 5, files["features"], files["arch_stats"], "cpu")
+    matrix = Store(config["results"]).assemble(
+        "conv_first", "cifar10", ["grad_norm", "snip"], onehot=True, every_cell=True
+    )
+    assert len(matrix) == 6 and matrix.graph_ops is not None
+    assert np.isnan(matrix.val_acc).all()  # no labels yet: candidates without ground truth
+    with pytest.raises(LabelsError, match="the first edge must be nor_conv_3x3"):
+        path = tmp_path / "bad.csv"
+        path.write_text(
+            'arch,val_acc\n"|avg_pool_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|",5\n'
+        )
+        read_labels(path, space)

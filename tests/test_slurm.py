@@ -314,6 +314,9 @@ def test_gpu_profile_is_the_slurm_profile_plus_gpu_requests():
     gpu = yaml.safe_load((PROFILES / "slurm-gpu" / "config.yaml").read_text())
     requests = gpu.pop("set-resources")
     assert gpu == {k: v for k, v in cpu.items() if k != "set-resources"}
-    assert requests == {"extract_shard": {"gpu": 1}, "train_predictor": {"gpu": 1}}
+    assert requests == {
+        rule: {"gpu": 1}
+        for rule in ("extract_shard", "train_predictor", "rank_candidates", "loop_train")
+    }
     assert cpu["slurm-status-command"] == "squeue"  # sacct needs slurmdbd
     assert "slurm_account" not in cpu.get("default-resources", {})

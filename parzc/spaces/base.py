@@ -115,12 +115,13 @@ class SearchSpace(ABC):
                 f"unknown dataset {name!r} for space {self.name!r}; known: {known}"
             ) from None
 
-    @abstractmethod
     def accuracy_table(self) -> pl.DataFrame:
         """Accuracies, one row per labelled (arch_id, dataset), columns ACCURACY_COLUMNS.
 
         `train_time_s` is the recorded cost of training the architecture (null where unknown).
+        A benchmark returns its ground truth; a user's space its labels files (none here).
         """
+        return pl.DataFrame(schema=ACCURACY_COLUMNS)
 
     @abstractmethod
     def decode(self, arch: str) -> Any:
@@ -152,7 +153,16 @@ class SearchSpace(ABC):
         raise NotImplementedError(f"space {self.name!r} cannot sample encodings")
 
     def sample(self, count: int, seed: int) -> list[str]:
-        """`count` distinct encodings in draw order: `random_sample` with one seeded generator."""
+        """`count` distinct encodings in draw order: `random_sample` with one seeded generator,
+        or, for a space that only enumerates, the first `count` of a seeded permutation."""
+        if type(self).random_sample is SearchSpace.random_sample:
+            encodings = [self.normalise(a) for a in self.enumerate()]
+            if count > len(encodings):
+                raise ValueError(
+                    f"cannot sample {count} distinct encodings of a space of {len(encodings)}"
+                )
+            order = np.random.default_rng(seed).permutation(len(encodings))
+            return [encodings[i] for i in order[:count]]
         rng = np.random.default_rng(seed)
         seen: dict[str, None] = {}
         for _ in range(100 * count):

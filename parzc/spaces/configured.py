@@ -80,6 +80,8 @@ class ConfiguredSpace(SearchSpace):
                 int(data.get("input_size") or 0),
                 f"proxy inputs from {data['source']}",
             )
+        if not self.choices:  # a SearchSpace subclass reads its datasets from the config
+            user.datasets = self.datasets
         self.max_layers = int(getattr(user, "max_layers", 0) or 0)
         self.graph_vocabulary = tuple(getattr(user, "graph_vocabulary", ()))
         self.graph_nodes = int(getattr(user, "graph_nodes", 0))
