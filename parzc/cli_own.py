@@ -154,54 +154,20 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _loop_features(plan) -> str:
-    """The loop's feature matrix, assembled from the store when it is missing."""
-    from parzc import stages
-    from parzc.cli import _target_inputs
-
-    loop = plan.config["loop"]
-    path = plan.layout.path("loop_features", space=loop["space"], dataset=loop["dataset"])
-    if not Path(path).is_file():
-        features, arch_stats, proxy_dataset = _target_inputs(plan, loop["space"], loop["dataset"])
-        stages.assemble(
-            features,
-            arch_stats,
-            loop["space"],
-            proxy_dataset,
-            loop["dataset"],
-            plan.config["train"]["features"],
-            path,
-        )
-    return path
-
-
 def _cmd_ask(args: argparse.Namespace) -> int:
-    from parzc.loop.rounds import ask_round
+    from parzc.loop import Loop
 
-    plan = _plan(args)
-    if "loop" not in plan.config:
-        raise ValueError(f"{args.config} has no loop: section (space, dataset, predictor, ...)")
-    state = plan.loop_state()
+    loop = Loop(_plan(args))
     if args.pending:
-        pending = state.pending()
+        pending = loop.pending()
         print(f"{len(pending)} pending proposal(s) (proposed, not yet told)")
         if len(pending):
             _print(pending.select("round", "arch_id", "arch", "score", "scorer"), args.format)
         return 0
-    loop = plan.config["loop"]
-    round_ = max(state.rounds(), default=0) + 1
-    proposals = ask_round(
-        state,
-        _loop_features(plan),
-        plan.loop_settings(),
-        args.k or loop["batch"],
-        loop["budget"],
-        round_,
-        plan.config["device"],
-    )
+    proposals = loop.ask(args.k)
     print(
-        f"round {round_}: {len(proposals)} proposal(s); train them, then `parzc tell` "
-        f"(labels: {state.labels_path})"
+        f"round {loop.last_round}: {len(proposals)} proposal(s); train them, then `parzc tell` "
+        f"(labels: {loop.state.labels_path})"
     )
     _print(proposals.drop("network_id"), args.format)
     return 0

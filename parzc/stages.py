@@ -251,10 +251,13 @@ def search(
     train_features: Sequence[str],
     out: PathLike,
     run=None,
+    matrix: PathLike | None = None,
 ) -> None:
     """One architecture search (a strategy, a seed, optionally a trained predictor) and its
-    cost; `settings` is the config's `search` section."""
+    cost; `settings` is the config's `search` section; `matrix`, the target's assembled
+    matrix, is read instead of assembling the store again."""
     from parzc.search.run import save_search, search_job
+    from parzc.store.matrix import FeatureMatrix
 
     retain_freed_memory()
     store = _store(features, arch_stats)
@@ -271,6 +274,7 @@ def search(
         pool_size=settings["pool"],
         params=settings["strategies"][strategy],
         target=target,
+        matrix=FeatureMatrix.load(matrix) if matrix is not None else None,
     )
     with pl.Config(tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=200):
         log.info("top %d:\n%s\n%s", len(result.top), result.top, cost.describe())

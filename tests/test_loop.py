@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from parzc.config import ConfigError, validate
+from parzc.loop import Loop
 from parzc.loop.acquisition import ACQUISITIONS
 from parzc.loop.oracle import oracle_result
 
@@ -177,8 +178,12 @@ def test_ask_tell_pending_failures_and_budget(tmp_path):
     assert labels["status"].to_list() == ["ok", "failed", "ok"]
     frozen = pl.read_csv(tmp_path / "results/loop/space=digits/dataset=digits/round3/labels.csv")
     assert frozen.equals(labels)  # the labels round 3 used, frozen
-    parzc(*tell, "--arch", round2[1], "--val-acc", "90", "--seed", "0")
+    loop = Loop(path)  # the same from Python
+    assert loop.tell(round2[1], val_acc=90.0, seed=0)["status"] == "ok"
+    assert len(loop.labels()) == 4 and len(loop.pending()) == 1  # round 3 is pending
     assert "round 4: 0 proposal(s)" in parzc("ask", "--config", str(path))
+    with pytest.raises(ValueError, match="give a val_acc or failed=True"):
+        loop.tell(round2[1], val_acc=90.0, failed=True)
 
 
 # -- the loop as a DAG -----------------------------------------------------------------------

@@ -19,6 +19,7 @@ from parzc.predictors import Predictor
 from parzc.search.costs import SearchCost, TrainingRun, load_training, search_cost
 from parzc.search.strategies import STRATEGIES, SearchPool
 from parzc.store import Store
+from parzc.store.matrix import FeatureMatrix
 
 
 def load_pool(
@@ -29,12 +30,22 @@ def load_pool(
     size: int | None = None,
     seed: int = 0,
     target: str | None = None,
+    matrix: FeatureMatrix | None = None,
 ) -> SearchPool:
     """Every arch whose network has features for `proxies` (extracted on `dataset`) in the
     store, a predictor's training archs included, or a seeded sample of `size` of them; ground
-    truth of `target` (default `dataset`)."""
+    truth of `target` (default `dataset`). `matrix`, the pipeline's assembled matrix of the
+    same proxies and target, saves assembling the store again."""
     target = target or dataset
-    data = store.assemble(space, dataset, proxies, onehot=True, target=target, every_cell=True)
+    reusable = matrix is not None and (matrix.space, matrix.dataset, matrix.target) == (
+        space,
+        dataset,
+        target,
+    )
+    if reusable and list(matrix.proxies) == list(proxies):
+        data = matrix
+    else:
+        data = store.assemble(space, dataset, proxies, onehot=True, target=target, every_cell=True)
     if size is not None:
         if size > len(data):
             raise ValueError(
@@ -154,13 +165,14 @@ def search_job(
     pool_size: int | None = None,
     params: dict[str, Any] | None = None,
     target: str | None = None,
+    matrix: FeatureMatrix | None = None,
 ) -> tuple[SearchResult, SearchCost]:
-    """Load the pool (the predictor's features when `run` is given, else `features`), search it
-    with the run's predictor, and cost the search."""
+    """Load the pool (the predictor's features when `run` is given, else `features`; from
+    `matrix` where it holds them), search it with the run's predictor, and cost the search."""
     training = load_training(run) if run is not None else None
     predictor = Predictor.load(run.model) if run is not None else None
     proxies = training.features if training is not None else list(features)
-    pool = load_pool(store, space, dataset, proxies, pool_size, seed, target)
+    pool = load_pool(store, space, dataset, proxies, pool_size, seed, target, matrix)
     result = run_search(
         pool, strategy, predictor, top_k=top_k, budget=budget, seed=seed, params=params
     )

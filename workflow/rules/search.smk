@@ -7,6 +7,8 @@ rule search:
         ),
         features=lambda wc: PLAN.target_shards("features", wc.space, wc.dataset),
         arch_stats=lambda wc: PLAN.target_shards("arch_stats", wc.space, wc.dataset),
+        # the target's assembled matrix: the pool, without assembling the store again
+        matrix=rules.assemble_matrix.output[0],
     output:
         LAYOUT.pattern("search"),
     log:
@@ -36,6 +38,7 @@ rule search_baseline:
     input:
         features=lambda wc: PLAN.target_shards("features", wc.space, wc.dataset),
         arch_stats=lambda wc: PLAN.target_shards("arch_stats", wc.space, wc.dataset),
+        matrix=rules.assemble_matrix.output[0],
     output:
         LAYOUT.pattern("search_baseline"),
     log:

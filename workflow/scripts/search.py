@@ -19,4 +19,5 @@ stages.search(
     p.features,
     snakemake.output[0],
     run=p.run,
+    matrix=inp.matrix,
 )
