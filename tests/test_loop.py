@@ -19,7 +19,9 @@ import yaml
 from parzc.config import ConfigError, validate
 from parzc.loop import Loop
 from parzc.loop.acquisition import ACQUISITIONS
+from parzc.loop.ask import ZERO_LABEL, LoopSettings
 from parzc.loop.oracle import oracle_result
+from parzc.store.matrix import FeatureMatrix
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "digits"
@@ -158,6 +160,18 @@ def test_ask_tell_pending_failures_and_budget(tmp_path):
     proposed = pl.read_parquet(
         tmp_path / "results/loop/space=digits/dataset=digits/round1/proposals.parquet"
     )["arch"].to_list()
+    features = tmp_path / "results/loop/space=digits/dataset=digits/features.npz"
+    pretrained = LoopSettings(
+        predictor="fusion",
+        model="fusion",
+        params={"branches": ["slots", "aggregates"], "pretrain_epochs": 2, "dim": 16},
+        zero_label="pretrained",
+        ensemble=("net:nwot", "params"),
+    )
+    score, _ = ZERO_LABEL.get("pretrained")(
+        FeatureMatrix.load(features), pretrained, "cpu", str(tmp_path / "pretrained")
+    )
+    assert score.shape == (24,) and np.isfinite(score).all() and score.std() > 0
     second = parzc("ask", "--config", str(path), "-k", "2")
     assert "round 2: 2 proposal(s)" in second
     round2 = pl.read_parquet(

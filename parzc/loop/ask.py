@@ -59,10 +59,14 @@ def ensemble_scores(data, settings, device, pretrained):
 
 @ZERO_LABEL.register("pretrained")
 def pretrained_scores(data, settings, device, pretrained):
-    """`fusion` (the loop predictor's params when it is one) pretrained on the pool alone."""
+    """`fusion` (the loop predictor's params when it is one) pretrained on the pool alone, on
+    the ensemble's proxies unless its params name others: the ensemble's ranking as a learned
+    function of every branch's view of a candidate."""
     from parzc.training.run import make_predictor
 
     params = settings.params if settings.model == "fusion" else {}
+    proxies = [p for p in settings.ensemble if p in data.aggregate_names]
+    params = {"pretrain_proxies": proxies, **params}
     predictor = make_predictor("fusion", params, device, lambda: pretrained)
     networks = data.subset(np.flatnonzero(data.arch_ids == data.network_ids))
     predictor.fit(networks.subset(np.zeros(0, dtype=np.int64)), settings.seed, pool=networks)

@@ -571,8 +571,8 @@ class FusionPredictor(Predictor):
         unlabelled = pool if pool is not None else train
         self._check_data(train)
         self._meta = self._statistics(unlabelled)
-        train_in = self._inputs(train, device)
         pool_in = self._inputs(unlabelled, device)
+        train_in = self._inputs(train, device) if labelled else pool_in
         shapes = self._shapes(train_in, len(train.graph_vocabulary))
         self._meta["shapes"] = shapes
         y = torch.tensor(TARGETS.get(self.target)(acc), dtype=torch.float32, device=device)
