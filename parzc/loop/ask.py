@@ -18,7 +18,6 @@ import numpy as np
 import polars as pl
 
 from parzc.loop.acquisition import ACQUISITIONS
-from parzc.predictors.fusion import proxy_ensemble_rank
 from parzc.registry import Registry
 from parzc.spaces import get_space
 from parzc.store.matrix import FeatureMatrix
@@ -48,6 +47,8 @@ class LoopSettings:
 @ZERO_LABEL.register("ensemble")
 def ensemble_scores(data, settings, device, pretrained):
     """The mean rank of the ensemble's proxies (those the store holds)."""
+    from parzc.predictors.fusion import proxy_ensemble_rank
+
     proxies = [p for p in settings.ensemble if p in data.aggregate_names]
     if not proxies:
         raise ValueError(
