@@ -69,6 +69,17 @@ def summary_markdown(state: LoopState) -> str:
     if len(best):
         top = best.row(0, named=True)
         lines += ["", f"Best by validation accuracy: `{top['arch']}` ({top['val_acc']:.2f})."]
+    picks = pick_by_round(state, labels, proposals)
+    if len(picks):
+        lines += [
+            "",
+            "## The pick after each round",
+            "",
+            "The told candidate with the best validation accuracy, and its test accuracy "
+            "(the benchmark's ground truth where the space has one, else the labels file's).",
+            "",
+            markdown_table(picks, digits=2),
+        ]
     if len(proposals):
         table = proposals.join(
             labels.select("arch_id", pl.col("val_acc").alias("told_val_acc"), "n_failed"),
@@ -87,3 +98,36 @@ def summary_markdown(state: LoopState) -> str:
         )
         lines += ["", "## Proposals", "", markdown_table(table, digits=3)]
     return "\n".join(lines) + "\n"
+
+
+def pick_by_round(state: LoopState, labels: pl.DataFrame, proposals: pl.DataFrame) -> pl.DataFrame:
+    """Per round: labels told by then (labels from before the loop included) and the honest
+    pick among them: the best validation accuracy, reported with its test accuracy."""
+    if proposals.is_empty():
+        return pl.DataFrame()
+    told = labels.filter(pl.col("val_acc").is_not_null())
+    truth = state.search_space.accuracy_table() if state.search_space.ground_truth else told
+    test = dict(
+        truth.filter(pl.col("dataset") == state.dataset).select("arch_id", "test_acc").iter_rows()
+    )
+    # the round that proposed each told candidate; 0 for labels from before the loop
+    proposed_in = proposals.select("arch_id", "round").unique("arch_id", keep="first")
+    told = told.join(proposed_in, on="arch_id", how="left").with_columns(
+        pl.col("round").fill_null(0)
+    )
+    rows = []
+    for round_ in sorted(proposals["round"].unique().to_list()):
+        known = told.filter(pl.col("round") <= round_)
+        if known.is_empty():
+            continue
+        best = known.sort(["val_acc", "arch_id"], descending=[True, False]).row(0, named=True)
+        rows.append(
+            {
+                "round": round_,
+                "labels": len(known),
+                "pick": best["arch"],
+                "pick_val_acc": best["val_acc"],
+                "pick_test_acc": test.get(best["arch_id"]),
+            }
+        )
+    return pl.DataFrame(rows)

@@ -88,7 +88,11 @@ rule loop_summary:
     input:
         last_round,
     output:
-        LAYOUT.pattern("loop_summary"),
+        report(
+            LAYOUT.pattern("loop_summary"),
+            category="Ask / tell loop",
+            caption="../report/loop_summary.rst",
+        ),
     log:
         LAYOUT.log("loop_summary"),
     benchmark:
