@@ -361,8 +361,8 @@ class Plan:
             if search["strategies"] and not get_space(s).ground_truth:
                 self._skip(f"{s}/{d}: searches left out: they score their picks by ground truth")
                 continue
-            size = self.search_train_size(s)
-            for strategy in search["strategies"]:
+            for strategy, params in search["strategies"].items():
+                size = self.search_train_size(s, params.get("train_size"))
                 if not strategies().get(strategy).needs_predictor:
                     trained = [(None, None)]
                 elif size is not None:
@@ -376,18 +376,18 @@ class Plan:
                 ]
         return runs
 
-    def search_train_size(self, space: str) -> int | None:
-        """The train size of the predictors `space`'s searches use (None: no training)."""
+    def search_train_size(self, space: str, strategy_size: int | None = None) -> int | None:
+        """The train size of the predictors a search of `space` uses: the strategy's own
+        `train_size`, else `search.train_size`, else the space's largest (None: no training).
+        A size that is not one of the space's train sizes is trained for the searches only."""
         sizes = self.train_sizes(space)
-        chosen = self.config["search"].get("train_size")
+        chosen = strategy_size or self.config["search"].get("train_size")
         if chosen is None:
             return max(sizes) if sizes else None
-        if chosen not in sizes:
-            raise ValueError(
-                f"search.train_size {chosen} is not a train size of {space} "
-                f"({', '.join(map(str, sizes)) or 'none'})"
-            )
-        return chosen
+        try:
+            return resolve_size(chosen, self.arch_count(space))
+        except ValueError as exc:
+            raise ValueError(f"search train_size {chosen} for {space}: {exc}") from None
 
     def search_path(self, run: dict[str, Any]) -> str:
         if run["predictor"] is None:

@@ -272,7 +272,8 @@ def search(
         budget=settings["budget"],
         seed=seed,
         pool_size=settings["pool"],
-        params=settings["strategies"][strategy],
+        # a strategy's own `train_size` chose its predictor (parzc.dag); the rest are its params
+        params={k: v for k, v in settings["strategies"][strategy].items() if k != "train_size"},
         target=target,
         matrix=FeatureMatrix.load(matrix) if matrix is not None else None,
     )

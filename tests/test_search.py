@@ -398,7 +398,9 @@ def test_plan_lists_searches_of_the_test_config():
         Plan(config).search_runs()
 
 
-def test_search_train_size_picks_the_predictor_and_must_be_a_train_size():
+def test_search_train_size_picks_the_predictor_per_search_or_strategy():
+    """search.train_size, or a strategy's own train_size, picks the labels of the predictor a
+    search uses; a size outside the train sizes is trained for the searches only."""
     config = load("config/test.yaml")
     config["spaces"]["nb201"]["train_sizes"] = [4, 6]
     plan = Plan(config)
@@ -407,7 +409,17 @@ def test_search_train_size_picks_the_predictor_and_must_be_a_train_size():
     config["search"]["train_size"] = 4
     assert {r["size"] for r in Plan(config).search_runs() if r["predictor"]} == {4}
     config["search"]["train_size"] = 5
-    with pytest.raises(ValueError, match="search.train_size 5 is not a train size of nb201"):
+    config["search"]["strategies"]["verify"] = {"top": 2, "train_size": 3}
+    runs = [r for r in Plan(config).search_runs() if r["predictor"]]
+    assert {(r["strategy"], r["size"]) for r in runs} == {
+        ("exhaustive", 5),
+        ("evolution", 5),
+        ("verify", 3),
+    }
+    metrics = Plan(config).metrics_files()
+    assert metrics and not [m for m in metrics if "/n5_" in m or "/n3_" in m]  # searches only
+    config["search"]["train_size"] = 12
+    with pytest.raises(ValueError, match="search train_size 12 for nb201: .* pool of 12"):
         Plan(config).search_runs()
 
 
