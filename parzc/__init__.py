@@ -8,7 +8,7 @@ __all__ = ["ChoiceSpace", "score"]
 def __getattr__(name: str):
     # imported on first use: `import parzc` stays free of torch (the DAG imports it)
     if name == "score":
-        from parzc.score import score
+        from parzc.scoring import score
 
         return score
     if name == "ChoiceSpace":

@@ -224,15 +224,33 @@ def _results(args: argparse.Namespace) -> str:
 
 
 def _cmd_sql(args: argparse.Namespace) -> int:
+    from parzc.spaces import space_names
     from parzc.store import Store
 
-    frame = Store(_results(args)).sql(args.query)
+    store = Store(_results(args))
+    frame = store.sql(args.query)
+    unknown = sorted(
+        {
+            part.split("=", 1)[1]
+            for f in store.shard_files("arch_stats")
+            for part in f.parts
+            if part.startswith("space=") and part.split("=", 1)[1] not in space_names()
+        }
+    )
+    if unknown:
+        print(
+            f"note: the store holds the user space(s) {', '.join(unknown)}, whose labels the "
+            "accuracy view lacks without their config: pass --config",
+            file=sys.stderr,
+        )
     if args.format == "csv":
         sys.stdout.write(frame.write_csv())
     elif args.format == "json":
         sys.stdout.write(frame.write_json() + "\n")
     else:
-        with pl.Config(tbl_rows=args.max_rows, tbl_cols=-1, fmt_str_lengths=60):
+        with pl.Config(
+            tbl_rows=args.max_rows, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=200
+        ):
             print(frame)
     return 0
 

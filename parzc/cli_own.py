@@ -65,7 +65,7 @@ def label_rows(args: argparse.Namespace) -> pl.DataFrame:
 
 
 def _cmd_tell(args: argparse.Namespace) -> int:
-    from parzc.labels import append_labels
+    from parzc.labels import append_labels, locked
     from parzc.spaces import get_space
 
     plan = _plan(args)
@@ -73,7 +73,8 @@ def _cmd_tell(args: argparse.Namespace) -> int:
     space.dataset(args.dataset)
     path = _labels_path(plan, args.space, args.dataset)
     value_range = getattr(space, "label_range", (0.0, 100.0))
-    added = append_labels(path, label_rows(args), space, value_range)
+    with locked(Path(path)):  # trainings may tell concurrently
+        added = append_labels(path, label_rows(args), space, value_range)
     print(f"{path}: {len(added)} row(s) added")
     _print(added.drop("line"), "table")
     return 0
@@ -81,12 +82,22 @@ def _cmd_tell(args: argparse.Namespace) -> int:
 
 def _cmd_rank(args: argparse.Namespace) -> int:
     from parzc import stages
+    from parzc.cli import _target_inputs
 
     plan = _plan(args)
     layout = plan.layout
     matrix = layout.path("matrix", space=args.space, dataset=args.dataset)
-    if not Path(matrix).is_file():
-        raise FileNotFoundError(f"{matrix} missing: run `parzc assemble` (or snakemake) first")
+    # assembled anew: the labels file may have grown since the pipeline's last run
+    features, arch_stats, proxy_dataset = _target_inputs(plan, args.space, args.dataset)
+    stages.assemble(
+        features,
+        arch_stats,
+        args.space,
+        proxy_dataset,
+        args.dataset,
+        plan.config["train"]["features"],
+        matrix,
+    )
     if args.predictor not in plan.predictors():
         raise ValueError(
             f"predictor {args.predictor!r} is not in the config (labels: "
@@ -113,7 +124,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     from parzc.extract import _init_seed
     from parzc.proxies.batch import load_batch
-    from parzc.score import score
+    from parzc.scoring import score
     from parzc.spaces import get_space
 
     plan = _plan(args)

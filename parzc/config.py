@@ -14,6 +14,10 @@ import yaml
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
 
+# images in resources/images/cifar10_320.npz: the built-in spaces' proxy batches draw from them
+SHIPPED_IMAGES = 320
+
+
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field and the value."""
 
@@ -65,6 +69,12 @@ def check_names(config: dict[str, Any]) -> None:
     from parzc.spaces import get_space
 
     register_spaces(config)
+    builtin = [name for name, entry in config["spaces"].items() if "source" not in entry]
+    if builtin and config["batch"]["size"] > SHIPPED_IMAGES:
+        raise ConfigError(
+            f"config field batch/size: {config['batch']['size']} exceeds the {SHIPPED_IMAGES} "
+            f"shipped CIFAR-10 images that the built-in spaces ({', '.join(builtin)}) use"
+        )
     owner: dict[tuple[str, str], str] = {}
     for set_name, proxies in config["feature_sets"].items():
         if not proxies.get("layer") and not proxies.get("network"):
@@ -115,6 +125,23 @@ def check_names(config: dict[str, Any]) -> None:
         raise ConfigError(
             f"config field rank/predictors: {unknown[0]!r} is not a train/predictors label "
             f"(labels: {', '.join(config['train']['predictors']) or 'none'})"
+        )
+
+
+def _check_pretrain_proxies(config: dict[str, Any], predictor: Any, where: str) -> None:
+    """A predictor that pretrains on proxies (fusion) needs each of them in a feature set."""
+    proxies = getattr(predictor, "pretrain_proxies", None)
+    if not proxies or not getattr(predictor, "pretrain_epochs", 0):
+        return
+    sets = config["feature_sets"].values()
+    extracted = {p for s in sets for p in s.get("layer", [])}
+    extracted |= {f"net:{p}" for s in sets for p in s.get("network", [])}
+    missing = [p for p in proxies if p not in extracted]
+    if missing:
+        raise ConfigError(
+            f"config field {where}/pretrain_proxies: {missing} are extracted by no feature set "
+            f"(per-layer sums by name, network-level as net:<name>; extracted: "
+            f"{', '.join(sorted(extracted))}); set pretrain_proxies or extract them"
         )
 
 
@@ -255,9 +282,10 @@ def check_predictors(config: dict[str, Any]) -> None:
             params = {**spec.get("params", {}), **overrides}
             _check_param_types(spec["model"], params, where)
             try:
-                create_predictor(spec["model"], **params)
+                predictor = create_predictor(spec["model"], **params)
             except Exception as exc:  # the predictor's own validation names the parameter
                 raise ConfigError(f"config field {where}: {exc}") from None
+            _check_pretrain_proxies(config, predictor, where)
 
 
 def _check_training_features(config: dict[str, Any]) -> None:

@@ -44,6 +44,11 @@ class Plan:
     # -- extraction ------------------------------------------------------------------------
 
     def arch_seed(self, space: str) -> int | None:
+        """The seed of the order the space's networks are extracted in; a user's space keeps
+        its candidates' order (already a seeded sample), so that more candidates only add
+        shards."""
+        if "source" in self.config["spaces"][space]:
+            return None
         return self.config["spaces"][space]["archs"]["seed"]
 
     def arch_count(self, space: str) -> int:
@@ -103,9 +108,14 @@ class Plan:
         own = "source" in entry
         return ExtractSettings(
             inputs=get_space(space).inputs[dataset].to_json() if own else None,
+            # the candidates' order, not their count: a larger sample keeps every arch_id
             space_source=(
                 json.dumps(
-                    {"source": entry["source"], "candidates": entry.get("candidates", {})},
+                    {
+                        "source": entry["source"],
+                        "sampled": entry.get("candidates", {}).get("count") is not None,
+                        "seed": entry.get("candidates", {}).get("seed", 0),
+                    },
                     sort_keys=True,
                 )
                 if own
@@ -133,7 +143,8 @@ class Plan:
         ]
 
     def input_files(self, space: str, dataset: str) -> list[str]:
-        """Files a user's space reads its proxy batch from (the extraction jobs' inputs)."""
+        """Files a user's space reads its proxy batch from (the extraction jobs' inputs; every
+        image of a folder, so that a changed image re-extracts)."""
         if "source" not in self.config["spaces"][space]:
             return []
         return get_space(space).inputs[dataset].files()

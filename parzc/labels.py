@@ -16,9 +16,11 @@ row is an error naming the file, the line and the value; nothing downstream runs
 
 from __future__ import annotations
 
+import fcntl
 import math
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -244,3 +246,17 @@ def _write(frame: pl.DataFrame, path: Path, suffix: str) -> None:
         frame.select(pl.col(c).cast(COLUMNS[c]) for c in frame.columns).write_parquet(path)
     else:
         frame.write_csv(path)
+
+
+@contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """An exclusive lock on a labels file's sibling `.<name>.lock` (a POSIX advisory lock), for
+    writers that append concurrently (the loop's trainings, `parzc tell`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

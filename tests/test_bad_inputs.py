@@ -92,7 +92,7 @@ CONFIG_CASES = [
     ("shard_size", -5, r"shard_size: -5 is less than the minimum"),
     ("shard_size", "10", r"shard_size: '10' is not of type 'integer'"),
     ("batch/size", 0, r"batch/size: 0 is less than the minimum of 1"),
-    ("batch/size", 1000, r"batch/size: 1000 is greater than the maximum of 320"),
+    ("batch/size", 1000, r"batch/size: 1000 exceeds the 320 shipped CIFAR-10 images"),
     ("batch/seed", -1, r"batch/seed: -1 is less than the minimum of 0"),
     ("init_seed", 1.5, r"init_seed: 1.5 is not of type 'integer'"),
     ("device", "gpu", r"device: 'gpu' does not match"),

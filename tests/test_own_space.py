@@ -407,3 +407,32 @@ def test_graph_space_subclass_extracts_with_cell_graphs(tmp_path):
             'arch,val_acc\n"|avg_pool_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|",5\n'
         )
         read_labels(path, space)
+
+
+def test_ranking_table_breaks_ties_by_arch_id_and_skips_failures(tmp_path):
+    from parzc.training.rank import ranking_table
+
+    def ranking(predictor: str, seed: int, scores: list[float]) -> Path:
+        path = tmp_path / f"{predictor}_{seed}.parquet"
+        pl.DataFrame(
+            {
+                "arch_id": [3, 1, 2, 0],
+                "arch": ["d", "b", "c", "a"],
+                "score": scores,
+                "labelled": [False, False, True, False],
+                "failed": [False, True, False, False],
+                "val_acc": [None, None, 90.0, None],
+                "predictor": predictor,
+                "seed": seed,
+            }
+        ).write_parquet(path)
+        return path
+
+    files = [ranking("zeta", 0, [1.0, 2.0, 3.0, 1.0]), ranking("alpha", 0, [4.0, 3.0, 2.0, 1.0])]
+    table, best = ranking_table(files, top=5)
+    again, _ = ranking_table(list(reversed(files)), top=5)
+    assert table.equals(again)
+    assert table.columns[5:7] == ["rank_alpha", "rank_zeta"]
+    ties = table.filter(pl.col("arch_id").is_in([0, 3])).sort("arch_id")["rank_zeta"].to_list()
+    assert ties == [3, 4]  # equal scores: the smaller arch_id ranks first
+    assert best["arch_id"].to_list() == [3, 0]  # neither the labelled (2) nor the failed (1)

@@ -14,17 +14,14 @@ failed candidates of the labels file.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from parzc.labels import aggregate_labels, append_labels, read_labels
+from parzc.labels import aggregate_labels, append_labels, locked, read_labels
 from parzc.layout import Layout
 from parzc.spaces import SearchSpace, get_space
 
@@ -105,18 +102,6 @@ class LoopState:
         """The labels file's row of a (candidate, seed) training, if it has one."""
         rows = self.label_rows().filter((pl.col("arch") == arch) & (pl.col("seed") == seed))
         return None if rows.is_empty() else rows.drop("line").row(0, named=True)
-
-
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on `path`'s sibling `.<name>.lock` (POSIX advisory lock)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def result_json(row: dict) -> str:

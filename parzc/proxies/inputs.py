@@ -92,9 +92,18 @@ class ProxyInputs:
         return {"cifar10": ""} if self.source == "cifar10" else json.loads(self.source)
 
     def files(self) -> list[str]:
-        """Files the batch is read from (inputs of the extraction jobs)."""
+        """Files the batch is read from (inputs of the extraction jobs): the .npz, or every
+        image of the folder."""
         kind, value = next(iter(self.source_spec().items()))
-        return [value] if kind in ("npz", "folder") else []
+        if kind == "npz":
+            return [value]
+        if kind == "folder":
+            return sorted(
+                str(f)
+                for f in Path(value).glob("*/*")
+                if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
+            )
+        return []
 
     def loss_fn(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
         return None if self.loss is None else import_object(self.loss, "loss")

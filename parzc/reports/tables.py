@@ -19,7 +19,7 @@ def markdown_table(frame: pl.DataFrame, digits: int = 3) -> str:
             return "–"
         if isinstance(value, float):
             return "nan" if np.isnan(value) else f"{value:.{digits}f}"
-        return str(value)
+        return str(value).replace("|", "\\|")  # e.g. NB201 encodings
 
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.iter_rows()]

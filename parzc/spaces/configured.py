@@ -156,7 +156,7 @@ class ConfiguredSpace(SearchSpace):
 
         frames = [aggregate_labels(self.label_rows(d), d) for d in self.datasets]
         table = pl.concat(frames) if frames else pl.DataFrame(schema=ACCURACY_COLUMNS)
-        return table.select(*ACCURACY_COLUMNS, "n_labels").cast(ACCURACY_COLUMNS)
+        return table.select(*ACCURACY_COLUMNS, "n_labels", "n_failed").cast(ACCURACY_COLUMNS)
 
 
 def load_source(source: str, python_path: list[str] | tuple[str, ...] = ()) -> Any:

@@ -69,7 +69,8 @@ class Store:
     @cached_property
     def accuracy(self) -> pa.Table:
         """Accuracies of every registered space: the benchmarks' ground truth and the labels
-        files of users' spaces (`n_labels`: the trainings averaged; null for benchmarks), with
+        files of users' spaces (`n_labels`: the trainings averaged, `n_failed`: failed
+        trainings; both null for benchmarks), with
         each arch's `network_id` (the arch_id of its canonical network, whose features the
         store holds)."""
         frames = []
@@ -77,8 +78,9 @@ class Store:
             space = get_space(name)
             networks = space.archs().select("arch_id", "network_id")
             table = space.accuracy_table()
-            if "n_labels" not in table.columns:
-                table = table.with_columns(pl.lit(None, dtype=pl.Int32).alias("n_labels"))
+            for count in ("n_labels", "n_failed"):
+                if count not in table.columns:
+                    table = table.with_columns(pl.lit(None, dtype=pl.Int32).alias(count))
             frames.append(
                 table.join(networks, on="arch_id", how="left").with_columns(
                     pl.lit(name).alias("space")

@@ -67,9 +67,21 @@ def score_candidates(predictor: Predictor, data: FeatureMatrix) -> tuple[np.ndar
     return score[row].astype(np.float64), spread[row].astype(np.float64)
 
 
+def failed_ids(space: str, dataset: str) -> set[int]:
+    """arch_ids whose every training failed (a user's labels file): never worth proposing."""
+    table = get_space(space).accuracy_table()
+    if "n_failed" not in table.columns:
+        return set()
+    failed = table.filter(
+        (pl.col("dataset") == dataset) & pl.col("val_acc").is_null() & (pl.col("n_failed") > 0)
+    )
+    return set(failed["arch_id"].to_list())
+
+
 def candidates_frame(data: FeatureMatrix, score: np.ndarray, uncertainty: np.ndarray):
-    """arch_id, arch, network_id, score, uncertainty, labelled, val_acc, best first."""
+    """arch_id, arch, network_id, score, uncertainty, labelled, failed, val_acc, best first."""
     encodings = get_space(data.space).archs().select("arch_id", "arch")
+    failed = failed_ids(data.space, data.target)
     frame = pl.DataFrame(
         {
             "arch_id": data.arch_ids.astype(np.int32),
@@ -77,12 +89,22 @@ def candidates_frame(data: FeatureMatrix, score: np.ndarray, uncertainty: np.nda
             "score": score,
             "uncertainty": uncertainty,
             "labelled": np.isfinite(data.val_acc),
+            "failed": np.isin(data.arch_ids, list(failed)),
             "val_acc": data.val_acc,
         }
     )
     return (
         frame.join(encodings, on="arch_id", how="left")
-        .select("arch_id", "arch", "network_id", "score", "uncertainty", "labelled", "val_acc")
+        .select(
+            "arch_id",
+            "arch",
+            "network_id",
+            "score",
+            "uncertainty",
+            "labelled",
+            "failed",
+            "val_acc",
+        )
         .sort(["score", "arch_id"], descending=[True, False])
     )
 
@@ -120,28 +142,34 @@ def rank_candidates(
 
 
 def ranking_table(files: Sequence[str | Path], top: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(every candidate, the `top` unlabelled ones): each predictor's score averaged over its
-    seeds and turned into a rank (1 = best); candidates ordered by their mean rank."""
-    frames = pl.concat([pl.read_parquet(f) for f in files])
-    per_predictor = frames.group_by("predictor", "arch_id").agg(
-        pl.col("arch").first(),
-        pl.col("labelled").first(),
-        pl.col("val_acc").first(),
-        pl.col("score").mean(),
+    """(every candidate, the `top` neither labelled nor failed): each predictor's score
+    averaged over its seeds and turned into a rank (1 = best; ties broken by arch_id);
+    candidates ordered by their mean rank, predictors' columns by name."""
+    frames = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+    if "failed" not in frames.columns:
+        frames = frames.with_columns(pl.lit(False).alias("failed"))
+    per_predictor = (
+        frames.group_by("predictor", "arch_id")
+        .agg(
+            pl.col("arch").first(),
+            pl.col("labelled").first(),
+            pl.col("failed").first(),
+            pl.col("val_acc").first(),
+            pl.col("score").mean(),
+        )
+        .sort(["predictor", "score", "arch_id"], descending=[False, True, False])
+        .with_columns(pl.int_range(1, pl.len() + 1).over("predictor").alias("rank"))
     )
-    per_predictor = per_predictor.with_columns(
-        pl.col("score").rank("ordinal", descending=True).over("predictor").alias("rank")
-    )
-    wide = per_predictor.pivot(on="predictor", index="arch_id", values="rank").rename(
-        lambda c: c if c == "arch_id" else f"rank_{c}"
-    )
+    wide = per_predictor.pivot(
+        on="predictor", index="arch_id", values="rank", sort_columns=True
+    ).rename(lambda c: c if c == "arch_id" else f"rank_{c}")
     ranks = [c for c in wide.columns if c.startswith("rank_")]
     table = (
-        per_predictor.select("arch_id", "arch", "labelled", "val_acc")
+        per_predictor.select("arch_id", "arch", "labelled", "failed", "val_acc")
         .unique("arch_id")
         .join(wide, on="arch_id")
         .with_columns(pl.mean_horizontal(ranks).alias("mean_rank"))
         .sort(["mean_rank", "arch_id"])
     )
-    unlabelled = table.filter(~pl.col("labelled")).head(top).drop("labelled", "val_acc")
-    return table, unlabelled
+    open_ = table.filter(~pl.col("labelled") & ~pl.col("failed")).head(top)
+    return table, open_.drop("labelled", "failed", "val_acc")
