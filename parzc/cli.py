@@ -80,18 +80,8 @@ def _cmd_assemble(args: argparse.Namespace) -> int:
     from parzc import stages
 
     plan = _plan(args)
-    features, arch_stats, proxy_dataset = _target_inputs(plan, args.space, args.dataset)
     out = plan.layout.path("matrix", space=args.space, dataset=args.dataset)
-    stages.assemble(
-        features,
-        arch_stats,
-        args.space,
-        proxy_dataset,
-        args.dataset,
-        plan.config["train"]["features"],
-        out,
-    )
-    print(out)
+    print(stages.assemble_target(plan, args.space, args.dataset, out))
     return 0
 
 

@@ -82,22 +82,12 @@ def _cmd_tell(args: argparse.Namespace) -> int:
 
 def _cmd_rank(args: argparse.Namespace) -> int:
     from parzc import stages
-    from parzc.cli import _target_inputs
 
     plan = _plan(args)
     layout = plan.layout
     matrix = layout.path("matrix", space=args.space, dataset=args.dataset)
     # assembled anew: the labels file may have grown since the pipeline's last run
-    features, arch_stats, proxy_dataset = _target_inputs(plan, args.space, args.dataset)
-    stages.assemble(
-        features,
-        arch_stats,
-        args.space,
-        proxy_dataset,
-        args.dataset,
-        plan.config["train"]["features"],
-        matrix,
-    )
+    stages.assemble_target(plan, args.space, args.dataset, matrix)
     if args.predictor not in plan.predictors():
         raise ValueError(
             f"predictor {args.predictor!r} is not in the config (labels: "

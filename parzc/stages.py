@@ -63,6 +63,28 @@ def assemble(
     matrix.save(out)
 
 
+def assemble_target(plan, space: str, dataset: str, out: PathLike) -> str:
+    """`assemble` with the shards, proxy dataset and features a config's `Plan` names for
+    (space, dataset); a missing shard is an error naming it."""
+    features = plan.target_shards("features", space, dataset)
+    arch_stats = plan.target_shards("arch_stats", space, dataset)
+    missing = [f for f in features + arch_stats if not Path(f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{missing[0]} missing: extract the store first (snakemake --until extract_shard)"
+        )
+    assemble(
+        features,
+        arch_stats,
+        space,
+        plan.proxy_dataset(space, dataset),
+        dataset,
+        plan.config["train"]["features"],
+        out,
+    )
+    return str(out)
+
+
 def split(pool: Sequence[int], size: int, seed: int, out: PathLike, **meta: Any) -> None:
     """Draw `size` training networks of `pool` with `seed`; the rest are held out."""
     from parzc.training.splits import make_split, save_split

@@ -16,6 +16,7 @@ from parzc.layout import Layout
 from parzc.sharding import ExtractSettings, shard_arch_ids
 
 LAYER = ("grad_norm", "snip", "synflow", "params")
+DIGITS_EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits"
 NETWORK = ("nwot", "params")
 ARCH_SEED = 0
 SHARDS = ((0, 3), (4, 7))
@@ -95,3 +96,31 @@ def mini_store(tmp_path_factory) -> Path:
     for start, end in SHARDS:
         extract_into(root, start, end)
     return root
+
+
+def digits_config(tmp_path: Path, count: int | None = 24, **space) -> dict:
+    """A small config of the digits space, its labels file in tmp_path."""
+    entry = {
+        "source": "digits_space:DigitsCNN",
+        "python_path": [str(DIGITS_EXAMPLE)],
+        "candidates": {"count": count, "seed": 0},
+        "datasets": ["digits"],
+        "data": {"digits": {"source": {"callable": "digits_data:proxy_batch"}, "num_classes": 10}},
+        "labels": {"digits": str(tmp_path / "labels.csv")},
+        "train_sizes": [4],
+        **space,
+    }
+    return {
+        "results": str(tmp_path / "results"),
+        "device": "cpu",
+        "batch": {"size": 16, "seed": 0},
+        "shard_size": 12,
+        "feature_sets": {"mini": {"layer": ["grad_norm", "snip", "params"], "network": ["nwot"]}},
+        "spaces": {"digits": entry},
+        "train": {
+            "features": ["grad_norm", "snip"],
+            "seeds": [0],
+            "predictors": {"gbdt": {"model": "gbdt"}},
+        },
+        "rank": {"predictors": ["gbdt"], "top": 5},
+    }

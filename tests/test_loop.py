@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
+from conftest import digits_config
 
 from parzc.config import ConfigError, validate
 from parzc.loop import Loop
@@ -24,7 +25,6 @@ from parzc.loop.oracle import oracle_result
 from parzc.store.matrix import FeatureMatrix
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "digits"
 
 FAKE_TRAINING = """
 import hashlib, json, sys, time
@@ -49,47 +49,28 @@ def fake_val_acc(arch: str) -> float:
 
 
 def loop_config(tmp_path: Path, sleep: float = 0.0, **loop) -> dict:
+    """The digits config of tests/conftest.py with a loop whose training is FAKE_TRAINING."""
     trainer = tmp_path / "fake_train.py"
     trainer.write_text(FAKE_TRAINING)
     command = (
         f"{sys.executable} {trainer} {{arch}} {{seed}} {{result}} {tmp_path / 'trainings.log'} "
         f"{sleep}"
     )
-    return {
-        "results": str(tmp_path / "results"),
-        "device": "cpu",
-        "batch": {"size": 16, "seed": 0},
-        "shard_size": 12,
-        "feature_sets": {"mini": {"layer": ["grad_norm", "snip", "params"], "network": ["nwot"]}},
-        "spaces": {
-            "digits": {
-                "source": "digits_space:DigitsCNN",
-                "python_path": [str(EXAMPLE)],
-                "candidates": {"count": 24, "seed": 0},
-                "datasets": ["digits"],
-                "data": {
-                    "digits": {"source": {"callable": "digits_data:proxy_batch"}, "num_classes": 10}
-                },
-                "labels": {"digits": str(tmp_path / "labels.csv")},
-            }
-        },
-        "train": {
-            "features": ["grad_norm", "snip"],
-            "seeds": [0],
-            "predictors": {"gbdt": {"model": "gbdt", "params": {"use_onehot": True}}},
-        },
-        "loop": {
-            "space": "digits",
-            "dataset": "digits",
-            "rounds": 3,
-            "batch": 2,
-            "budget": 6,
-            "predictor": "gbdt",
-            "train_command": command,
-            "resources": {"mem_mb": 1000, "runtime": 5},
-            **loop,
-        },
+    config = digits_config(tmp_path, count=24, train_sizes=[])
+    config["train"]["predictors"] = {"gbdt": {"model": "gbdt", "params": {"use_onehot": True}}}
+    del config["rank"]
+    config["loop"] = {
+        "space": "digits",
+        "dataset": "digits",
+        "rounds": 3,
+        "batch": 2,
+        "budget": 6,
+        "predictor": "gbdt",
+        "train_command": command,
+        "resources": {"mem_mb": 1000, "runtime": 5},
+        **loop,
     }
+    return config
 
 
 def write(config: dict, tmp_path: Path) -> Path:

@@ -14,6 +14,8 @@ import polars as pl
 import pytest
 import torch
 import yaml
+from conftest import DIGITS_EXAMPLE as EXAMPLE
+from conftest import digits_config as own_config
 
 from parzc.config import ConfigError, load, validate
 from parzc.dag import Plan
@@ -23,41 +25,12 @@ from parzc.spaces import InvalidArchError, get_space
 from parzc.spaces.choice import Choices
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "digits"
 sys.path.insert(0, str(EXAMPLE))
 
 from digits_space import DigitsCNN  # noqa: E402
 
 CHOICES = Choices(DigitsCNN.choices)
 ARCH = "depth=2,width=16,kernel=3,activation=relu,pool=max,batchnorm=true"
-
-
-def own_config(tmp_path: Path, count: int | None = 24, **space) -> dict:
-    """A small config of the digits space, its labels file in tmp_path."""
-    entry = {
-        "source": "digits_space:DigitsCNN",
-        "python_path": [str(EXAMPLE)],
-        "candidates": {"count": count, "seed": 0},
-        "datasets": ["digits"],
-        "data": {"digits": {"source": {"callable": "digits_data:proxy_batch"}, "num_classes": 10}},
-        "labels": {"digits": str(tmp_path / "labels.csv")},
-        "train_sizes": [4],
-        **space,
-    }
-    return {
-        "results": str(tmp_path / "results"),
-        "device": "cpu",
-        "batch": {"size": 16, "seed": 0},
-        "shard_size": 12,
-        "feature_sets": {"mini": {"layer": ["grad_norm", "snip", "params"], "network": ["nwot"]}},
-        "spaces": {"digits": entry},
-        "train": {
-            "features": ["grad_norm", "snip"],
-            "seeds": [0],
-            "predictors": {"gbdt": {"model": "gbdt"}},
-        },
-        "rank": {"predictors": ["gbdt"], "top": 5},
-    }
 
 
 # -- choice encodings ------------------------------------------------------------------------

@@ -48,23 +48,7 @@ class Loop:
         space, dataset = self.state.space, self.state.dataset
         path = self.plan.layout.path("loop_features", space=space, dataset=dataset)
         if not Path(path).is_file():
-            shards = [
-                self.plan.target_shards(t, space, dataset) for t in ("features", "arch_stats")
-            ]
-            missing = [f for f in shards[0] + shards[1] if not Path(f).is_file()]
-            if missing:
-                raise FileNotFoundError(
-                    f"{missing[0]} missing: extract the store first "
-                    "(snakemake --until extract_shard)"
-                )
-            stages.assemble(
-                *shards,
-                space,
-                self.plan.proxy_dataset(space, dataset),
-                dataset,
-                self.plan.config["train"]["features"],
-                path,
-            )
+            stages.assemble_target(self.plan, space, dataset, path)
         return path
 
     def ask(self, k: int | None = None) -> pl.DataFrame:
