@@ -92,11 +92,11 @@ def read_labels(
 
     An unknown or invalid encoding, a missing or unknown column, a non-numeric, NaN, infinite or
     out-of-range value, an unknown status and conflicting rows of one (arch, seed) are errors.
-    A missing file has no rows.
+    A missing file has no rows (`no_label_rows`).
     """
     path = Path(path)
     if not path.exists():
-        return pl.DataFrame(schema={**COLUMNS, "arch_id": pl.Int32, "line": pl.Int64})
+        return no_label_rows()
     raw = _read_raw(path)
     missing = [c for c in REQUIRED if c not in raw.columns]
     if missing:
@@ -152,6 +152,11 @@ def read_labels(
     table = pl.DataFrame(rows, schema={**COLUMNS, "arch_id": pl.Int32, "line": pl.Int64})
     _check_conflicts(path, table)
     return table
+
+
+def no_label_rows() -> pl.DataFrame:
+    """The rows of a labels file that does not exist (yet)."""
+    return pl.DataFrame(schema={**COLUMNS, "arch_id": pl.Int32, "line": pl.Int64})
 
 
 def _check_conflicts(path: Path, table: pl.DataFrame) -> None:

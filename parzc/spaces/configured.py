@@ -146,10 +146,10 @@ class ConfiguredSpace(SearchSpace):
 
     def label_rows(self, dataset: str) -> pl.DataFrame:
         """The validated rows of the dataset's labels file (none without a file)."""
-        from parzc.labels import read_labels
+        from parzc.labels import no_label_rows, read_labels
 
-        path = self.labels_files.get(dataset, Path(f"/nonexistent/{self.name}/{dataset}"))
-        return read_labels(path, self, self.label_range)
+        path = self.labels_files.get(dataset)
+        return no_label_rows() if path is None else read_labels(path, self, self.label_range)
 
     def accuracy_table(self) -> pl.DataFrame:
         from parzc.labels import aggregate_labels
