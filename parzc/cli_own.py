@@ -105,15 +105,15 @@ def _cmd_rank(args: argparse.Namespace) -> int:
         layout.path("rank_model", **job),
         plan.config["device"],
     )
-    _print(pl.read_parquet(ranking).filter(~pl.col("labelled")).head(args.top), args.format)
+    ranked = pl.read_parquet(ranking).filter(~pl.col("labelled") & ~pl.col("failed"))
+    _print(ranked.head(args.top), args.format)
     return 0
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
     import torch
 
-    from parzc.extract import _init_seed
-    from parzc.proxies.batch import load_batch
+    from parzc.extract import network_seed, proxy_batch
     from parzc.scoring import score
     from parzc.spaces import get_space
 
@@ -129,12 +129,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
         raise ValueError(f"arch {args.arch!r} is not a candidate of space {args.space!r}")
     settings = plan.extract_settings(args.space, dataset, next(iter(plan.config["feature_sets"])))
     inputs = settings.proxy_inputs()
-    batch = (
-        load_batch(settings.batch_size, settings.batch_seed, info.input_size)
-        if inputs is None
-        else inputs.load(settings.batch_size, settings.batch_seed)
-    )
-    torch.manual_seed(_init_seed(settings.init_seed, ids[arch]))
+    batch = proxy_batch(settings, info.input_size)
+    torch.manual_seed(network_seed(settings.init_seed, ids[arch]))
     model = space.build(arch, dataset)
     scores = score(
         model,

@@ -18,7 +18,7 @@ import parzc
 from parzc.device import resolve_device
 from parzc.io import write_parquet
 from parzc.proxies import validate_proxy_names
-from parzc.proxies.batch import load_batch
+from parzc.proxies.batch import Batch, load_batch
 from parzc.proxies.compute import compute_proxies
 from parzc.sharding import ExtractSettings
 from parzc.spaces import get_space
@@ -35,8 +35,19 @@ class ShardSummary:
     nan_reasons: dict[str, int] = field(default_factory=dict)
 
 
-def _init_seed(init_seed: int, arch_id: int) -> int:
+def network_seed(init_seed: int, arch_id: int) -> int:
+    """The torch seed an arch's network is initialised with (the config's init_seed and its
+    arch_id)."""
     return (init_seed * 1_000_003 + int(arch_id)) % (2**63)
+
+
+def proxy_batch(settings: ExtractSettings, input_size: int) -> Batch:
+    """The shard's proxy batch: the user's inputs, or the shipped CIFAR-10 images resized to
+    the dataset's `input_size`."""
+    inputs = settings.proxy_inputs()
+    if inputs is None:
+        return load_batch(settings.batch_size, settings.batch_seed, input_size)
+    return inputs.load(settings.batch_size, settings.batch_seed)
 
 
 def extract_shard(
@@ -62,12 +73,8 @@ def extract_shard(
     if missing:
         raise ValueError(f"arch_ids not in {settings.space}: {missing[:5]}")
     device = resolve_device(device)
+    batch = proxy_batch(settings, info.input_size).to(device)
     inputs = settings.proxy_inputs()
-    if inputs is None:
-        batch = load_batch(settings.batch_size, settings.batch_seed, info.input_size)
-    else:
-        batch = inputs.load(settings.batch_size, settings.batch_seed)
-    batch = batch.to(device)
     loss_fn = None if inputs is None else inputs.loss_fn()
 
     feats: dict[str, list] = {name: [] for name in FEATURE_SCHEMA.names}
@@ -84,7 +91,7 @@ def extract_shard(
         for done, arch_id in enumerate(arch_ids):
             arch_id = int(arch_id)
             t0 = time.perf_counter()
-            torch.manual_seed(_init_seed(settings.init_seed, arch_id))
+            torch.manual_seed(network_seed(settings.init_seed, arch_id))
             model = space.build(known[arch_id], settings.dataset)
             first = next(model.parameters(), None)
             if first is not None and first.device != device:  # .to() walks every module

@@ -10,7 +10,7 @@ from conftest import LAYER, NETWORK, mini_settings
 from torch import nn
 
 import parzc
-from parzc.extract import _init_seed
+from parzc.extract import network_seed
 from parzc.proxies.batch import load_batch
 from parzc.sharding import shard_arch_ids
 from parzc.spaces import get_space
@@ -22,7 +22,7 @@ def test_scores_equal_the_stores_rows(mini_store):
     arch_id = int(shard_arch_ids("nb201", 0, 0, 3)[1])
     space = get_space("nb201")
     arch = space.archs().filter(pl.col("arch_id") == arch_id)["arch"].item()
-    torch.manual_seed(_init_seed(settings.init_seed, arch_id))
+    torch.manual_seed(network_seed(settings.init_seed, arch_id))
     model = space.build(arch, "cifar10")
     batch = load_batch(settings.batch_size, settings.batch_seed)
     proxies = [*LAYER, *(f"net:{n}" for n in NETWORK)]
