@@ -23,3 +23,24 @@ wildcard_constraints:
     dataset=r"[a-z0-9-]+",
     feature_set=r"[a-z0-9_]+",
     predictor=r"[a-z0-9_]+",
+
+
+# -- the ask / tell loop's rounds (workflow/rules/loop.smk) -----------------------------------
+
+
+def previous_round(wc):
+    """Round r waits for round r-1's proposals and their trainings."""
+    r = int(wc.round)
+    if r == 1:
+        return []
+    proposals = checkpoints.loop_round.get(
+        space=wc.space, dataset=wc.dataset, round=str(r - 1)
+    ).output[0]
+    return [proposals] + PLAN.loop_trainings(proposals)
+
+
+def last_round(wc):
+    proposals = checkpoints.loop_round.get(
+        space=wc.space, dataset=wc.dataset, round=str(config["loop"]["rounds"])
+    ).output[0]
+    return [proposals] + PLAN.loop_trainings(proposals)

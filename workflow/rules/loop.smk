@@ -2,24 +2,6 @@
 # round r-1's trainings; every proposal is trained by the user's `train_command` as its own job.
 
 
-def previous_round(wc):
-    """Round r waits for round r-1's proposals and their trainings."""
-    r = int(wc.round)
-    if r == 1:
-        return []
-    proposals = checkpoints.loop_round.get(
-        space=wc.space, dataset=wc.dataset, round=str(r - 1)
-    ).output[0]
-    return [proposals] + PLAN.loop_trainings(proposals)
-
-
-def last_round(wc):
-    proposals = checkpoints.loop_round.get(
-        space=wc.space, dataset=wc.dataset, round=str(config["loop"]["rounds"])
-    ).output[0]
-    return [proposals] + PLAN.loop_trainings(proposals)
-
-
 rule loop_features:
     input:
         features=lambda wc: PLAN.target_shards("features", wc.space, wc.dataset),
