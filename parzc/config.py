@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,12 @@ def register_spaces(config: dict[str, Any]) -> list[str]:
         raise ConfigError(f"config field spaces: {exc}") from None
     for name in names:
         entry = spaces[name]
+        bad = [d for d in entry["datasets"] if not re.fullmatch(r"[a-z0-9_-]+", d)]
+        if bad:
+            raise ConfigError(
+                f"config field spaces/{name}/datasets: {bad[0]!r} must be lower-case letters, "
+                "digits, '_' or '-' (it names folders of the results)"
+            )
         extra = sorted(set(entry.get("labels", {})) - set(entry["datasets"]))
         if extra:
             raise ConfigError(

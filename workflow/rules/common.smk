@@ -20,7 +20,7 @@ onstart:
 wildcard_constraints:
     **fixed_forms(),
     space=r"[a-z0-9_]+",
-    dataset=r"[a-z0-9-]+",
+    dataset=r"[a-z0-9_-]+",
     feature_set=r"[a-z0-9_]+",
     predictor=r"[a-z0-9_]+",
 
