@@ -48,6 +48,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from parzc.config import load
+from parzc.dag import Plan
 from parzc.loop.simulate import METHODS, ground_truth, simulate
 from parzc.store import Store
 from parzc.store.matrix import FeatureMatrix
@@ -63,7 +64,7 @@ def target_matrix(
     """The assembled matrix of every cell of (space, dataset), cached under `out` with the key
     of what it was assembled from (store folder, features, shard files)."""
     store = Store(results)
-    proxy_dataset = config["spaces"][space].get("proxy_dataset", dataset)
+    proxy_dataset = Plan(config).proxy_dataset(space, dataset)  # NB201: cifar10 for all
     features = list(config["train"]["features"])
     shards = sorted(str(p) for p in Path(results, "features").rglob("*.parquet"))
     key = {"results": str(Path(results).resolve()), "features": features, "shards": shards}
@@ -207,7 +208,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--labels", type=int, default=100)
     parser.add_argument("--at", type=int, nargs="+", default=[20, 50, 100])
-    parser.add_argument("--loop-predictor", default="fusion_no_slots")
+    parser.add_argument("--loop-predictor", default="fusion")
     parser.add_argument("--loop-params", default="{}", help="JSON merged into its params")
     parser.add_argument("--zero-label", default="ensemble", choices=["ensemble", "pretrained"])
     parser.add_argument("--acquisition", default="diverse")
