@@ -182,12 +182,14 @@ def plot(runs: pl.DataFrame, path: Path) -> None:
             x, mean, std = (curve[c].to_numpy() for c in ("labels", "mean", "pick_test_acc"))
             (line,) = ax.plot(x, mean, label=method, lw=1.5)
             ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
-        low = float(np.percentile(part.filter(pl.col("labels") >= 10)["pick_test_acc"], 2))
+        settled = part.filter(pl.col("labels") >= 10)["pick_test_acc"]
+        low = float(np.percentile(settled, 2))
+        high = float(settled.max()) + 0.1 * max(float(settled.max()) - low, 0.1)
         ax.set(
             xlabel="labels used",
             ylabel="test accuracy of the honest pick (%)",
             title=f"{space} / {dataset}",
-            ylim=(low, None),
+            ylim=(low, high),  # the first labels' wide bands would hide the curves
         )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
