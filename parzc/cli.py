@@ -127,6 +127,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         layout.path("predictions", **job),
         layout.path("model", **job),
         device=plan.config["device"],
+        train_label=plan.predictors()[args.predictor]["train_label"],
     )
     print({k: v for k, v in report.items() if k != "loss_history"})
     return 0
@@ -140,7 +141,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     predictions = plan.layout.path("predictions", **job)
     _require(predictions)
     out = plan.layout.path("metrics", **job)
-    stages.evaluate(predictions, out)
+    stages.evaluate(predictions, out, plan.config["evaluation"]["protocols"])
     with pl.Config(tbl_cols=-1, tbl_width_chars=200):
         print(pl.read_parquet(out))
     return 0
@@ -186,8 +187,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
                 "loss_ablation_md",
                 "kendall_plot",
                 "kendall_by_size_md",
+                "protocols_csv",
+                "protocols_md",
             )
         ),
+        plan.config["evaluation"]["protocols"],
     )
     print(Path(layout.path("correlation_md")).read_text(), end="")
     if plan.search_runs():

@@ -59,6 +59,32 @@ def validate_schema(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def _check_protocols(config: dict[str, Any]) -> None:
+    """Predictors' `datasets` are configured targets; every evaluation protocol resolves, and
+    some predictor trains on its training label."""
+    from parzc.evaluation.protocols import resolve_protocols
+
+    try:
+        protocols = resolve_protocols(config["evaluation"]["protocols"])
+    except ValueError as exc:
+        raise ConfigError(f"config field {exc}") from None
+    targets = {d for entry in config["spaces"].values() for d in entry["datasets"]}
+    for label, entry in config["train"]["predictors"].items():
+        unknown = sorted(set(entry.get("datasets") or ()) - targets)
+        if unknown:
+            raise ConfigError(
+                f"config field train/predictors/{label}/datasets: {unknown[0]!r} is not a "
+                f"dataset of any configured space ({', '.join(sorted(targets))})"
+            )
+    trained = {entry["train_label"] for entry in config["train"]["predictors"].values()}
+    for name, protocol in protocols.items():
+        if config["train"]["predictors"] and protocol.train_label not in trained:
+            raise ConfigError(
+                f"config field evaluation/protocols/{name}: no train/predictors entry trains on "
+                f"{protocol.train_label!r}, so nothing would be scored under it"
+            )
+
+
 def check_names(config: dict[str, Any]) -> None:
     """Fail on unknown names and inconsistent values the schema cannot express, naming the
     offending field and value: unknown spaces, datasets and proxies; a proxy in two feature
@@ -121,6 +147,7 @@ def check_names(config: dict[str, Any]) -> None:
         if space.ground_truth:  # a user's space sizes its splits by its labels (parzc.dag)
             _check_train_sizes(space_name, entry, count if count is not None else networks)
     _check_training_features(config)
+    _check_protocols(config)
     unknown = [p for p in config["rank"]["predictors"] if p not in config["train"]["predictors"]]
     if unknown:
         raise ConfigError(

@@ -215,14 +215,40 @@ class Plan:
             self.skipped.append(reason)
 
     def experiments(self) -> list[dict[str, Any]]:
-        """Every (space, dataset, predictor label, train size, seed) the config asks for."""
+        """Every (space, dataset, predictor label, train size, seed) the config asks for; a
+        predictor whose training label the target lacks is left out (noted in `skipped`)."""
         return [
             {"space": s, "dataset": d, "predictor": label, "size": n, "seed": seed}
             for s, d in self.targets()
-            for n in self.train_sizes(s, d)
+            for label in self.trained_predictors(s, d)
+            for n in self.predictor_sizes(s, d, label)
             for seed in self.config["train"]["seeds"]
-            for label in self.predictors()
         ]
+
+    def trained_predictors(self, space: str, dataset: str) -> list[str]:
+        """The predictor labels trained on (space, dataset): those whose `datasets` name it
+        (default: every target) and whose training label it has."""
+        from parzc.evaluation.protocols import label_available
+
+        kept = []
+        for label, entry in self.predictors().items():
+            if entry.get("datasets") is not None and dataset not in entry["datasets"]:
+                continue
+            if label_available(space, dataset, entry["train_label"]):
+                kept.append(label)
+            else:
+                self._skip(
+                    f"{space}/{dataset}: predictor {label} left out: no "
+                    f"{entry['train_label']!r} label"
+                )
+        return kept
+
+    def predictor_sizes(self, space: str, dataset: str, label: str) -> list[int]:
+        """The training sizes `label` is trained and evaluated at: its own `train_sizes` that
+        are among the space's, else the space's (searches may train it at theirs too)."""
+        sizes = self.train_sizes(space, dataset)
+        own = self.predictors()[label].get("train_sizes")
+        return sizes if own is None else [n for n in sizes if n in own]
 
     def metrics_files(self) -> list[str]:
         return [self.layout.path("metrics", **e) for e in self.experiments()]
@@ -251,13 +277,12 @@ class Plan:
                 space=s,
                 dataset=d,
                 predictor=label,
-                size=max(self.train_sizes(s, d)),
+                size=max(self.predictor_sizes(s, d, label)),
                 seed=seed,
             )
             for s, d in self.targets()
-            if self.train_sizes(s, d)
-            for label, entry in self.predictors().items()
-            if not entry["loss_ablation"]
+            for label in self.trained_predictors(s, d)
+            if self.predictor_sizes(s, d, label) and not self.predictors()[label]["loss_ablation"]
         ]
 
     def proxy_tables(self) -> list[str]:
@@ -377,7 +402,11 @@ class Plan:
                 if not strategies().get(strategy).needs_predictor:
                     trained = [(None, None)]
                 elif size is not None:
-                    trained = [(p, size) for p in search["predictors"]]
+                    trained = [
+                        (p, size)
+                        for p in search["predictors"]
+                        if p in self.trained_predictors(s, d)
+                    ]
                 else:
                     trained = []
                 runs += [

@@ -58,6 +58,8 @@ TEMPLATES: dict[str, str] = {
     "loss_ablation_md": "tables/loss_ablation.md",
     "kendall_plot": "plots/kendall_vs_train_size.png",
     "kendall_by_size_md": "tables/kendall_by_size.md",
+    "protocols_csv": "tables/protocols.csv",
+    "protocols_md": "tables/protocols.md",
     "search_csv": "reports/search.csv",
     "search_md": "reports/search.md",
     "search_plot": "plots/search_accuracy_vs_cost.png",

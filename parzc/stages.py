@@ -102,15 +102,26 @@ def train(
     predictions: PathLike,
     model_path: PathLike,
     device: str = "auto",
+    train_label: str = "val",
 ) -> dict[str, Any]:
-    """Fit one predictor on one split and save its model and held-out predictions."""
+    """Fit one predictor on one split's `train_label` accuracies and save its model and its
+    predictions of every cell (training cells flagged)."""
     from parzc.store.matrix import FeatureMatrix
     from parzc.training.run import train_and_predict
 
     retain_freed_memory()
     data = FeatureMatrix.load(matrix)
     return train_and_predict(
-        data, label, model, params, split_path, seed, predictions, model_path, device=device
+        data,
+        label,
+        model,
+        params,
+        split_path,
+        seed,
+        predictions,
+        model_path,
+        device=device,
+        train_label=train_label,
     )
 
 
@@ -198,11 +209,16 @@ def loop_summary(config: Mapping[str, Any], out: PathLike) -> None:
     write_text(out, summary_markdown(Plan(dict(config)).loop_state()))
 
 
-def evaluate(predictions: PathLike, out: PathLike) -> None:
-    """Rank metrics of one predictions file."""
+def evaluate(
+    predictions: PathLike, out: PathLike, protocols: Mapping[str, Mapping[str, Any]] | None = None
+) -> None:
+    """Rank metrics of one predictions file under each protocol (the config's
+    `evaluation.protocols`; default `strict` and `strict_cells`) that applies to it."""
     from parzc.evaluation.predictions import evaluate_predictions
+    from parzc.evaluation.protocols import resolve_protocols
 
-    write_parquet(evaluate_predictions(predictions).to_arrow(), out)
+    resolved = None if protocols is None else resolve_protocols(protocols)
+    write_parquet(evaluate_predictions(predictions, resolved).to_arrow(), out)
 
 
 def proxy_table(
@@ -232,9 +248,14 @@ def correlation_tables(
     ablation_md: PathLike,
     plot: PathLike,
     by_size_md: PathLike,
+    protocols_csv: PathLike,
+    protocols_md: PathLike,
+    protocols: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
-    """Seed-aggregated predictor tables, the loss ablation, Kendall by training size (held-out
-    networks, then cells) and the Kendall-vs-size plot."""
+    """Seed-aggregated predictor tables, the loss ablation, Kendall by training size (one
+    section per protocol), the Kendall-vs-size plot (`strict`) and the protocol comparison
+    (`protocols`: the config's `evaluation.protocols`, for their anchors' figures)."""
+    from parzc.evaluation.protocols import resolve_protocols
     from parzc.reports import predictors as report
     from parzc.reports.tables import markdown_table, write_table
 
@@ -244,14 +265,17 @@ def correlation_tables(
     write_table(report.compact_table(table), md_path=md)
     write_table(report.loss_ablation_table(frame, predictors, overrides), ablation_csv, ablation_md)
     report.plot_kendall_vs_size(table, plot)
-    write_text(
-        by_size_md,
-        "\n".join(
-            f"## Kendall tau over the held-out {subset}\n\n"
-            + markdown_table(report.kendall_by_size(table, subset))
-            for subset in ("networks", "cells")
-        ),
-    )
+    sections = []
+    for protocol in table["protocol"].unique(maintain_order=True).to_list():
+        first = table.filter(pl.col("protocol") == protocol).row(0, named=True)
+        sections.append(
+            f"## Kendall tau, protocol {protocol}: trained on {first['train_label']}, scored "
+            f"against {first['score_label']} over the {first['evaluation']}\n\n"
+            + markdown_table(report.kendall_by_size(table, protocol))
+        )
+    write_text(by_size_md, "\n".join(sections))
+    resolved = resolve_protocols(protocols or {})
+    write_table(report.protocol_table(table, resolved), protocols_csv, protocols_md)
 
 
 def scatter(predictions: PathLike, out: PathLike) -> None:

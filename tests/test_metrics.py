@@ -117,12 +117,12 @@ def test_uncertainty_metric_ranks_errors():
     assert np.isnan(uncertainty_metrics(none)["uncertainty_error_spearman"])
 
 
-def test_label_agreement_on_nb201_cifar10():
+def test_strict_ceiling_on_nb201_cifar10():
     """CIFAR-10's validation and test accuracies come from different NB201 training runs: over
-    the 9,445 canonical networks their Kendall tau is 0.874, a predictor's reference point."""
+    the 9,445 canonical networks their Kendall tau is 0.874, the strict protocol's ceiling."""
     import polars as pl
 
-    from parzc.evaluation.predictions import label_agreement
+    from parzc.evaluation.protocols import ceiling
     from parzc.spaces import get_space
 
     space = get_space("nb201")
@@ -131,7 +131,7 @@ def test_label_agreement_on_nb201_cifar10():
         network=pl.col("arch").map_elements(space.canonical, return_dtype=pl.Utf8)
     ).unique("network", keep="first", maintain_order=True)
     assert len(truth) == 9445
-    frame = truth.select("val_acc", target="test_acc")
-    assert label_agreement(frame) == pytest.approx(0.874, abs=5e-4)
-    assert label_agreement(frame.with_columns(val_acc=pl.col("target"))) == pytest.approx(1.0)
-    assert np.isnan(label_agreement(frame.drop("val_acc")))
+    frame = truth.select(train_target="val_acc", target="test_acc")
+    assert ceiling(frame, "target") == pytest.approx(0.874, abs=5e-4)
+    assert ceiling(frame, "train_target") == pytest.approx(1.0)
+    assert np.isnan(ceiling(frame.with_columns(target=pl.lit(float("nan"))), "target"))

@@ -28,14 +28,14 @@ def metrics_frame(
     train_size: int = 50,
     overrides: dict[str, dict[str, Any]] | None = None,
 ) -> pl.DataFrame:
-    """Metrics rows as parzc.evaluation.predictions writes them (KEYS, subset, n_eval, rank
-    metrics), one run per (label, seed) and both subsets; each label's Kendall values are its
-    own (label order)."""
+    """Metrics rows as parzc.evaluation.predictions writes them (KEYS, protocol, n_eval, rank
+    metrics), one run per (label, seed) and both default protocols; each label's Kendall values
+    are its own (label order)."""
     rows = []
     for i, (label, spec) in enumerate(predictors.items()):
         params = {**spec.get("params", {}), **(overrides or {}).get(label, {})}
         for seed in SEEDS:
-            for subset, shift in (("cells", 0.0), ("networks", 0.005)):
+            for protocol, shift in (("strict_cells", 0.0), ("strict", 0.005)):
                 kendall = 0.1 + 0.05 * i + 0.01 * seed + shift
                 rows.append(
                     {
@@ -47,8 +47,8 @@ def metrics_frame(
                         "loss": str(params.get("loss", "-")),  # as parzc.training.run stores it
                         "train_size": train_size,
                         "seed": seed,
-                        "subset": subset,
-                        "n_eval": 110 if subset == "cells" else 100,
+                        "protocol": protocol,
+                        "n_eval": 110 if protocol == "strict_cells" else 100,
                         **{m: kendall + 0.001 * j for j, m in enumerate(SUMMARY_METRICS)},
                         "kendall": kendall,
                         "spearman": kendall + 0.2,
@@ -58,13 +58,13 @@ def metrics_frame(
     return pl.DataFrame(rows)
 
 
-def loss_rows(table: pl.DataFrame, space: str = "nb201", subset: str = "networks") -> dict:
-    part = table.filter((pl.col("space") == space) & (pl.col("subset") == subset))
+def loss_rows(table: pl.DataFrame, space: str = "nb201", protocol: str = "strict") -> dict:
+    part = table.filter((pl.col("space") == space) & (pl.col("protocol") == protocol))
     return {row["loss"]: row for row in part.iter_rows(named=True)}
 
 
-def label_stats(metrics: pl.DataFrame, label: str, subset: str = "networks") -> tuple[float, float]:
-    part = metrics.filter((pl.col("predictor") == label) & (pl.col("subset") == subset))
+def label_stats(metrics: pl.DataFrame, label: str, protocol: str = "strict") -> tuple[float, float]:
+    part = metrics.filter((pl.col("predictor") == label) & (pl.col("protocol") == protocol))
     return part["kendall"].mean(), part["spearman"].mean()
 
 
@@ -84,11 +84,11 @@ def test_non_loss_variants_stay_out_of_the_reference_row():
     metrics = metrics_frame(predictors)
     table = report.loss_ablation_table(metrics, predictors)
 
-    for subset in ("cells", "networks"):
-        rows = loss_rows(table, subset=subset)
+    for protocol in ("strict_cells", "strict"):
+        rows = loss_rows(table, protocol=protocol)
         assert set(rows) == {"diffkendall", "mse"}
         for loss, label in (("diffkendall", "mabn"), ("mse", "mabn_mse")):
-            kendall, spearman = label_stats(metrics, label, subset)
+            kendall, spearman = label_stats(metrics, label, protocol)
             assert rows[loss]["kendall_mean"] == pytest.approx(kendall)
             assert rows[loss]["spearman_mean"] == pytest.approx(spearman)
             assert rows[loss]["seeds"] == len(SEEDS)
@@ -97,7 +97,7 @@ def test_non_loss_variants_stay_out_of_the_reference_row():
         "dataset",
         "loss",
         "train_size",
-        "subset",
+        "protocol",
         "seeds",
         "kendall_mean",
         "kendall_std",
@@ -190,10 +190,10 @@ def test_kendall_by_size_has_one_column_per_training_size_in_ascending_order():
     metrics = pl.concat(
         [metrics_frame(predictors, train_size=n) for n in (469, 78, 156)], how="vertical"
     )
-    table = report.kendall_by_size(report.correlation_table(metrics), "networks")
+    table = report.kendall_by_size(report.correlation_table(metrics), "strict")
     assert table.columns == ["space", "dataset", "proxy_dataset", "predictor", "78", "156", "469"]
     mabn = table.filter(pl.col("predictor") == "mabn").row(0, named=True)
-    seeds = metrics.filter((pl.col("predictor") == "mabn") & (pl.col("subset") == "networks"))
+    seeds = metrics.filter((pl.col("predictor") == "mabn") & (pl.col("protocol") == "strict"))
     mean = seeds.filter(pl.col("train_size") == 78)["kendall"].mean()
     std = seeds.filter(pl.col("train_size") == 78)["kendall"].std()
     assert mabn["78"] == f"{mean:.3f} ± {std:.3f}"
@@ -223,11 +223,26 @@ def test_metrics_files_from_before_a_new_metric_still_aggregate(tmp_path):
 
 
 def test_correlation_table_of_files_without_a_new_summary_metric():
-    """Metrics written before `val_acc_kendall` existed still give a table, without its column."""
-    metrics = metrics_frame({"mabn": {"model": "mabn"}}).drop("val_acc_kendall")
+    """Metrics written before `ceiling_kendall` existed still give a table, without its column."""
+    metrics = metrics_frame({"mabn": {"model": "mabn"}}).drop("ceiling_kendall")
     table = report.correlation_table(metrics)
-    assert "kendall_mean" in table.columns and "val_acc_kendall_mean" not in table.columns
+    assert "kendall_mean" in table.columns and "ceiling_kendall_mean" not in table.columns
     assert (
-        "val_acc_kendall_mean"
+        "ceiling_kendall_mean"
         in report.correlation_table(metrics_frame({"a": {"model": "gbdt"}})).columns
     )
+
+
+def test_metrics_files_from_before_protocols_are_read_as_their_protocols(tmp_path):
+    """Files with `subset` rows (networks, cells) and `val_acc_kendall` become the strict
+    protocols, with the training and scored labels they were made with."""
+    current = metrics_frame({"mabn": {"model": "mabn"}})
+    legacy = current.rename({"ceiling_kendall": "val_acc_kendall"}).with_columns(
+        subset=pl.col("protocol").replace_strict({"strict": "networks", "strict_cells": "cells"})
+    )
+    legacy.drop("protocol").write_parquet(tmp_path / "legacy.parquet")
+    frame = report.collect_metrics([tmp_path / "legacy.parquet"])
+    assert frame["protocol"].to_list() == current["protocol"].to_list()
+    assert frame["ceiling_kendall"].to_list() == current["ceiling_kendall"].to_list()
+    assert set(frame["evaluation"]) == {"held_out_networks", "held_out_cells"}
+    assert set(frame["train_label"]) == {"val"} and set(frame["score_label"]) == {"test"}

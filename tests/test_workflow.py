@@ -104,7 +104,15 @@ def test_end_to_end_outputs(tiny_run):
     labels = set(config["train"]["predictors"])
     table = pl.read_csv(tiny_run / "tables/correlation.csv")
     assert set(table["predictor"]) == labels
-    assert set(table["subset"]) == {"networks", "cells"}
+    protocols = {"strict", "strict_cells", "same_label", "seed_mean_all_cells"}
+    assert set(table["protocol"]) == protocols
+    seed_mean = table.filter(pl.col("protocol") == "seed_mean_all_cells")
+    assert seed_mean["predictor"].to_list() == ["gbdt_seed_mean"]
+    assert "gbdt_seed_mean" not in table.filter(pl.col("protocol") == "strict")["predictor"]
+    same_label = table.filter(pl.col("protocol") == "same_label")
+    assert same_label["ceiling_kendall_mean"].to_list() == pytest.approx([1.0] * len(same_label))
+    compared = pl.read_csv(tiny_run / "tables/protocols.csv")
+    assert set(compared["protocol"]) == protocols
     assert (tiny_run / "plots/kendall_vs_train_size.png").stat().st_size > 0
     assert (tiny_run / "report.html").stat().st_size > 0
     for table_name in ("features", "arch_stats"):
@@ -119,15 +127,18 @@ def test_predictions_recompute_the_tables_with_sql(tiny_run):
     from scipy.stats import kendalltau
 
     preds = pl.read_parquet(tiny_run / "predictions/**/*.parquet", hive_partitioning=False)
-    table = pl.read_csv(tiny_run / "tables/correlation.csv").filter(pl.col("subset") == "cells")
+    table = pl.read_csv(tiny_run / "tables/correlation.csv").filter(
+        pl.col("protocol") == "strict_cells"
+    )
     for row in table.iter_rows(named=True):
-        part = preds.filter(pl.col("predictor") == row["predictor"])
+        part = preds.filter((pl.col("predictor") == row["predictor"]) & pl.col("held_out"))
         tau = kendalltau(part["score"], part["target"]).statistic
         assert tau == pytest.approx(row["kendall_mean"], abs=1e-12, nan_ok=True)
     held_out = Store(tiny_run).sql("SELECT count(DISTINCT arch_id) AS n FROM features")["n"][0]
     mabn = preds.filter(pl.col("predictor") == "mabn")
-    assert held_out == 12 and mabn.filter(pl.col("arch_id") == pl.col("network_id")).height == 6
-    # every cell of a held-out network is scored with its network's prediction
+    networks = mabn.filter(pl.col("arch_id") == pl.col("network_id"))
+    assert held_out == 12 and networks.height == 12 and networks["held_out"].sum() == 6
+    # every cell of a network is scored with its network's prediction
     twins = mabn.group_by("network_id").agg(pl.col("score").n_unique().alias("scores"))
     assert mabn.height >= 6 and twins["scores"].max() == 1
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from parzc.evaluation.protocols import Protocol
 from parzc.reports.tables import save_figure
 
 SUMMARY_METRICS = (
@@ -22,8 +23,18 @@ SUMMARY_METRICS = (
     "precision_at_10pct",
     "best_pred_true_rank",
     "best_pred_true_acc",
-    "val_acc_kendall",
+    "ceiling_kendall",
 )
+# what each protocol row says about itself (parzc.evaluation.protocols), carried into tables
+PROTOCOL_COLUMNS = (
+    "train_label",
+    "score_label",
+    "evaluation",
+    "selection_labels",
+    "selection_used",
+)
+# metrics files written before protocols existed: their `subset` and its protocol
+_LEGACY_SUBSETS = {"networks": "strict", "cells": "strict_cells"}
 GROUP = (
     "space",
     "dataset",
@@ -32,7 +43,7 @@ GROUP = (
     "model",
     "loss",
     "train_size",
-    "subset",
+    "protocol",
 )
 
 
@@ -41,12 +52,33 @@ def collect_metrics(files: list[str | Path]) -> pl.DataFrame:
     written before a metric was added stay usable after an upgrade)."""
     if not files:
         raise ValueError("no metrics files to aggregate")
-    return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+    return pl.concat([_upgraded(pl.read_parquet(f)) for f in files], how="diagonal_relaxed")
+
+
+def _upgraded(metrics: pl.DataFrame) -> pl.DataFrame:
+    """A metrics file in the current columns: `subset` rows of files written before protocols
+    existed become their protocol, `val_acc_kendall` its ceiling."""
+    if "subset" not in metrics.columns:
+        return metrics
+    evaluation = {"networks": "held_out_networks", "cells": "held_out_cells"}
+    return (
+        metrics.rename({"val_acc_kendall": "ceiling_kendall"}, strict=False)
+        .with_columns(
+            pl.col("subset").replace_strict(_LEGACY_SUBSETS).alias("protocol"),
+            pl.lit("val").alias("train_label"),
+            pl.lit("test").alias("score_label"),
+            pl.col("subset").replace_strict(evaluation).alias("evaluation"),
+            pl.lit(0).alias("selection_labels"),
+            pl.lit(0).alias("selection_used"),
+        )
+        .drop("subset")
+    )
 
 
 def correlation_table(metrics: pl.DataFrame) -> pl.DataFrame:
     """Mean and std over seeds of every summary metric the files hold, one row per GROUP."""
     aggs = [pl.col("seed").n_unique().alias("seeds"), pl.col("n_eval").first()]
+    aggs += [pl.col(c).first() for c in PROTOCOL_COLUMNS if c in metrics.columns]
     for m in (m for m in SUMMARY_METRICS if m in metrics.columns):
         aggs += [pl.col(m).mean().alias(f"{m}_mean"), pl.col(m).std().alias(f"{m}_std")]
     return metrics.group_by(GROUP).agg(aggs).sort(list(GROUP))
@@ -122,7 +154,7 @@ def loss_ablation_table(
 def loss_rows(metrics: pl.DataFrame) -> pl.DataFrame:
     """Kendall and Spearman (mean, std over seeds) of `metrics` grouped by loss."""
     return (
-        metrics.group_by("space", "dataset", "loss", "train_size", "subset")
+        metrics.group_by("space", "dataset", "loss", "train_size", "protocol")
         .agg(
             pl.col("seed").n_unique().alias("seeds"),
             pl.col("kendall").mean().alias("kendall_mean"),
@@ -133,7 +165,7 @@ def loss_rows(metrics: pl.DataFrame) -> pl.DataFrame:
         .sort(
             "space",
             "dataset",
-            "subset",
+            "protocol",
             "train_size",
             "kendall_mean",
             descending=[False, False, False, False, True],
@@ -141,11 +173,11 @@ def loss_rows(metrics: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def kendall_by_size(table: pl.DataFrame, subset: str = "networks") -> pl.DataFrame:
+def kendall_by_size(table: pl.DataFrame, protocol: str = "strict") -> pl.DataFrame:
     """Kendall tau 'mean ± std' over seeds, one row per (space, target, predictor), one column
     per training size (ascending): the layout of the published NB201 tables."""
     rows = (
-        table.filter(pl.col("subset") == subset)
+        table.filter(pl.col("protocol") == protocol)
         .sort("train_size")
         .with_columns(
             pl.struct("kendall_mean", "kendall_std")
@@ -161,7 +193,74 @@ def kendall_by_size(table: pl.DataFrame, subset: str = "networks") -> pl.DataFra
     return rows.pivot("labels", index=index, values="kendall").sort(index)
 
 
-def compact_table(table: pl.DataFrame, subset: str = "networks") -> pl.DataFrame:
+def protocol_table(
+    table: pl.DataFrame, protocols: Mapping[str, Protocol] | None = None
+) -> pl.DataFrame:
+    """parzc's best predictor under each protocol and training size, next to its ceiling and
+    the published figures of the protocol's anchors (`protocols`, from the config).
+
+    One row per (space, target, protocol, train size) of `table` (a `correlation_table`): the
+    protocol's fields, the predictor with the highest mean Kendall tau (mean ± std over seeds),
+    the ceiling (the training label's own Kendall tau with the scored label, mean over seeds)
+    and the share of it reached, and the anchors' figures at that size ("–" where none).
+    """
+    protocols = protocols or {}
+    best = (
+        table.sort("kendall_mean", descending=True)
+        .group_by("space", "dataset", "protocol", "train_size", maintain_order=True)
+        .first()
+    )
+
+    def anchors(row: dict[str, Any]) -> str:
+        protocol = protocols.get(row["protocol"])
+        figures = () if protocol is None else protocol.anchors
+        quoted = [
+            f"{a.name} {tau:.3f}"
+            for a in figures
+            if (tau := a.at(row["dataset"], row["train_size"])) is not None
+        ]
+        return "; ".join(quoted) or "–"
+
+    return (
+        best.with_columns(
+            pl.format(
+                "{} ± {}",
+                pl.col("kendall_mean").round(3),
+                pl.col("kendall_std").round(3).fill_null(0),
+            ).alias("kendall"),
+            pl.col("ceiling_kendall_mean").round(3).alias("ceiling"),
+            (100 * pl.col("kendall_mean") / pl.col("ceiling_kendall_mean"))
+            .round(1)
+            .alias("pct_of_ceiling"),
+            pl.format(
+                "{} granted, {} used", pl.col("selection_labels"), pl.col("selection_used")
+            ).alias("selection"),
+            pl.struct("protocol", "dataset", "train_size")
+            .map_elements(anchors, return_dtype=pl.String)
+            .alias("published"),
+        )
+        .select(
+            "space",
+            "dataset",
+            "protocol",
+            "train_label",
+            "score_label",
+            "evaluation",
+            "selection",
+            "train_size",
+            "seeds",
+            "n_eval",
+            "predictor",
+            "kendall",
+            "ceiling",
+            "pct_of_ceiling",
+            "published",
+        )
+        .sort("space", "dataset", "protocol", "train_size")
+    )
+
+
+def compact_table(table: pl.DataFrame, protocol: str = "strict") -> pl.DataFrame:
     """The headline columns as 'mean ± std' strings, for Markdown."""
 
     def pm(name: str) -> pl.Expr:
@@ -169,7 +268,7 @@ def compact_table(table: pl.DataFrame, subset: str = "networks") -> pl.DataFrame
             "{} ± {}", pl.col(f"{name}_mean").round(3), pl.col(f"{name}_std").round(3).fill_null(0)
         ).alias(name)
 
-    return table.filter(pl.col("subset") == subset).select(
+    return table.filter(pl.col("protocol") == protocol).select(
         "space",
         "dataset",
         "proxy_dataset",
@@ -186,14 +285,14 @@ def compact_table(table: pl.DataFrame, subset: str = "networks") -> pl.DataFrame
     )
 
 
-def plot_kendall_vs_size(table: pl.DataFrame, path: str | Path, subset: str = "networks") -> None:
+def plot_kendall_vs_size(table: pl.DataFrame, path: str | Path, protocol: str = "strict") -> None:
     """Kendall tau (mean ± std over seeds) against training-split size, per predictor."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    table = table.filter(pl.col("subset") == subset)
+    table = table.filter(pl.col("protocol") == protocol)
     panels = table.select("space", "dataset").unique().sort("space", "dataset").rows()
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, (space, dataset) in zip(axes[0], panels, strict=True):
@@ -211,7 +310,7 @@ def plot_kendall_vs_size(table: pl.DataFrame, path: str | Path, subset: str = "n
         ax.set(
             xscale="log",
             xlabel="training archs",
-            ylabel=f"Kendall tau ({subset} held-out)",
+            ylabel=f"Kendall tau ({protocol})",
             title=f"{space} / {dataset}",
         )
         ax.grid(alpha=0.3)

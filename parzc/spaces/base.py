@@ -123,6 +123,12 @@ class SearchSpace(ABC):
         """
         return pl.DataFrame(schema=ACCURACY_COLUMNS)
 
+    def extra_labels(self, dataset: str) -> pl.DataFrame:
+        """Labels beyond `val_acc` and `test_acc` that predictors may train on or be scored
+        against (`parzc.evaluation.protocols.LABELS`): `arch_id` and one Float64 column per
+        label the space ships for `dataset`; none by default."""
+        return pl.DataFrame(schema={"arch_id": pl.Int32})
+
     @abstractmethod
     def decode(self, arch: str) -> Any:
         """Parse and validate an encoding; raise InvalidArchError naming the bad value."""

@@ -136,6 +136,17 @@ class NB201(SearchSpace):
     def accuracy_table(self) -> pl.DataFrame:
         return _accuracy_table()
 
+    def extra_labels(self, dataset: str) -> pl.DataFrame:
+        """CIFAR-10's `val_mean`: NB201 v1.1's seed-mean `cifar10-valid` validation accuracy."""
+        self.dataset(dataset)
+        if dataset != "cifar10":
+            return super().extra_labels(dataset)
+        raw = pl.read_parquet(resource("nb201/nb201_accuracy.parquet"))
+        return raw.select(
+            pl.col("arch_index").cast(pl.Int32).alias("arch_id"),
+            pl.col("c10_valid_v11").cast(pl.Float64).alias("val_mean"),
+        )
+
     def decode(self, arch: str) -> Genotype:
         return parse_arch(arch)
 

@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 
 import parzc
 from parzc.device import resolve_device
+from parzc.evaluation.protocols import training_labels
 from parzc.io import write_parquet
 from parzc.layout import Layout
 from parzc.predictors import PREDICTORS, Predictor, create_predictor
@@ -35,10 +37,11 @@ def train_and_predict(
     predictions_path: str | Path,
     model_path: str | Path,
     device: str = "auto",
+    train_label: str = "val",
 ) -> dict[str, Any]:
-    """Fit `model` on the split's training networks (their validation accuracy); predict every
-    held-out network and give each held-out cell (every arch of `data` whose canonical network
-    is held out) its network's score.
+    """Fit `model` on the split's training networks (their `train_label` accuracy, `LABELS` of
+    `parzc.evaluation.protocols`); predict every network of the pool and give each cell (every
+    arch of `data`) its network's score, flagged `held_out` unless its network was trained on.
 
     `data` is the assembled matrix of the pool (`Store.assemble(..., every_cell=True)`), with
     its one-hot codes; predictors use them with `use_onehot: true`. `device` (the config's)
@@ -48,13 +51,19 @@ def train_and_predict(
     Nothing is written unless fit and prediction succeed; both files are written atomically.
     """
     train_ids, test_ids = load_split(split_path)
-    train = data.subset(np.flatnonzero(np.isin(data.arch_ids, train_ids)))
-    held_out = data.subset(np.flatnonzero(np.isin(data.network_ids, test_ids)))
-    test = held_out.subset(held_out.arch_ids == held_out.network_ids)
+    labels = training_labels(data, train_label)
+    networks = data.subset(data.arch_ids == data.network_ids)
+    train = replace(data, val_acc=labels).subset(np.flatnonzero(np.isin(data.arch_ids, train_ids)))
+    test = networks.subset(np.isin(networks.arch_ids, test_ids))
     if len(train) != len(train_ids) or len(test) != len(test_ids):
         raise ValueError(
             f"split {split_path} names networks the matrix of {data.space}/{data.target} lacks "
             f"({len(train)}/{len(train_ids)} training, {len(test)}/{len(test_ids)} held out)"
+        )
+    if not np.all(np.isfinite(train.val_acc)):
+        raise ValueError(
+            f"{int((~np.isfinite(train.val_acc)).sum())} training networks of {split_path} "
+            f"have no {train_label!r} label in {data.space}/{data.target}"
         )
     predictor = make_predictor(
         model,
@@ -65,15 +74,18 @@ def train_and_predict(
         ),
     )
     started = time.perf_counter()
-    pool = data.subset(data.arch_ids == data.network_ids).unlabelled()
-    report = predictor.fit(train, seed=seed, pool=pool)
+    report = predictor.fit(train, seed=seed, pool=networks.unlabelled())
     fit_s = time.perf_counter() - started
     started = time.perf_counter()
-    score, uncertainty = predictor.predict(test)
+    # held-out networks first, as a split's predictions always were (MC draws follow the rows)
+    scored = [predictor.predict(test), predictor.predict(train)]
     predict_s = time.perf_counter() - started
-    # every held-out cell takes its network's prediction
-    order = np.argsort(test.arch_ids)
-    row = order[np.searchsorted(test.arch_ids, held_out.network_ids, sorter=order)]
+    ids = np.concatenate([test.arch_ids, train.arch_ids])
+    score = np.concatenate([s for s, _ in scored])
+    uncertainty = None if scored[0][1] is None else np.concatenate([u for _, u in scored])
+    # every cell takes its network's prediction
+    order = np.argsort(ids)
+    row = order[np.searchsorted(ids, data.network_ids, sorter=order)]
     score = score[row]
     uncertainty = None if uncertainty is None else uncertainty[row]
     if not np.all(np.isfinite(score)):
@@ -90,7 +102,11 @@ def train_and_predict(
     Path(model_path).parent.mkdir(parents=True, exist_ok=True)
     predictor.save(model_path)
     table = predictions_table(
-        held_out, label, model, params, len(train_ids), seed, score, uncertainty
+        data, label, model, params, len(train_ids), seed, score, uncertainty
+    ).with_columns(
+        held_out=~pl.Series(np.isin(data.network_ids, train_ids)),
+        train_label=pl.lit(train_label),
+        train_target=pl.Series(labels, dtype=pl.Float64),
     )
     write_parquet(
         table.to_arrow(),
@@ -100,6 +116,7 @@ def train_and_predict(
             "torch_version": torch.__version__,
             "seed": str(seed),
             "params": json.dumps(params, sort_keys=True),
+            "train_label": train_label,
             "features": ",".join(data.proxies),
             "fit_report": json.dumps(report),
         },

@@ -52,6 +52,12 @@ rule correlation_tables:
             category="Predictors",
             caption="../report/kendall_by_size.rst",
         ),
+        protocols_csv=LAYOUT.pattern("protocols_csv"),
+        protocols_md=report(
+            LAYOUT.pattern("protocols_md"),
+            category="Predictors",
+            caption="../report/protocols.rst",
+        ),
     log:
         LAYOUT.log("correlation_csv"),
     benchmark:
@@ -66,6 +72,7 @@ rule correlation_tables:
         # the loss ablation compares labels whose (space-overridden) params differ only by loss
         predictors=PLAN.predictors(),
         overrides={s: e["predictor_params"] for s, e in config["spaces"].items()},
+        protocols=config["evaluation"]["protocols"],
     script:
         "../scripts/correlation_tables.py"
 

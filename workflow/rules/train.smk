@@ -63,6 +63,7 @@ rule train_predictor:
         model=lambda wc: PLAN.predictors()[wc.predictor]["model"],
         predictor_params=lambda wc: PLAN.predictor_params(wc.space, wc.predictor),
         device=config["device"],
+        train_label=lambda wc: PLAN.predictors()[wc.predictor]["train_label"],
     script:
         "../scripts/train_predictor.py"
 
@@ -82,5 +83,7 @@ rule evaluate:
     resources:
         mem_mb=lambda wc, attempt: 1000 * attempt,
         runtime=lambda wc, attempt: 5 * attempt,
+    params:
+        protocols=config["evaluation"]["protocols"],
     script:
         "../scripts/evaluate.py"

@@ -1,4 +1,5 @@
-"""Snakemake wrapper: seed-aggregated correlation and loss-ablation tables, and the Kendall plot."""
+"""Snakemake wrapper: seed-aggregated correlation, loss-ablation and protocol tables, and the
+Kendall plot."""
 
 from parzc import stages
 from parzc.logs import setup_logging
@@ -15,4 +16,7 @@ stages.correlation_tables(
     out.ablation_md,
     out.plot,
     out.by_size,
+    out.protocols_csv,
+    out.protocols_md,
+    p.protocols,
 )

@@ -17,4 +17,5 @@ stages.train(
     snakemake.output.predictions,
     snakemake.output.model,
     device=p.device,
+    train_label=p.train_label,
 )
