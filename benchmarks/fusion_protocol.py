@@ -64,7 +64,7 @@ def main() -> None:
             )
             stages.evaluate(predictions, layout.path("metrics", **keys, seed=seed))
             metrics = pl.read_parquet(layout.path("metrics", **keys, seed=seed))
-            kendall = metrics.filter(pl.col("subset") == "networks")["kendall"][0]
+            kendall = metrics.filter(pl.col("protocol") == "strict")["kendall"][0]
             print(
                 f"{label} {target} n={size} seed={seed} kendall={kendall:.4f} "
                 f"fit={report['fit_seconds']:.1f}s "

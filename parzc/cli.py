@@ -266,6 +266,7 @@ def _cmd_store_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from parzc.evaluation.protocols import PROTOCOLS
     from parzc.predictors import PREDICTORS
     from parzc.proxies import LAYER_PROXIES, NETWORK_PROXIES
     from parzc.search.strategies import STRATEGIES
@@ -277,6 +278,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("network-level proxies:", ", ".join(NETWORK_PROXIES.names()))
     print("predictors:", ", ".join(PREDICTORS.names()))
     print("search strategies:", ", ".join(STRATEGIES.names()))
+    for name in PROTOCOLS:
+        p = PROTOCOLS.get(name)
+        print(
+            f"protocol {name}: {p.train_label} -> {p.score_label} over {p.evaluation}, "
+            f"{p.selection_labels} selection labels granted"
+        )
     return 0
 
 
