@@ -40,8 +40,9 @@ def train_and_predict(
     train_label: str = "val",
 ) -> dict[str, Any]:
     """Fit `model` on the split's training networks (their `train_label` accuracy, `LABELS` of
-    `parzc.evaluation.protocols`); predict every network of the pool and give each cell (every
-    arch of `data`) its network's score, flagged `held_out` unless its network was trained on.
+    `parzc.evaluation.protocols`); predict every network of the split and give each cell of
+    `data` whose network is in the split its network's score, flagged `held_out` unless its
+    network was trained on (a user's unlabelled candidates are in no split).
 
     `data` is the assembled matrix of the pool (`Store.assemble(..., every_cell=True)`), with
     its one-hot codes; predictors use them with `use_onehot: true`. `device` (the config's)
@@ -83,9 +84,10 @@ def train_and_predict(
     ids = np.concatenate([test.arch_ids, train.arch_ids])
     score = np.concatenate([s for s, _ in scored])
     uncertainty = None if scored[0][1] is None else np.concatenate([u for _, u in scored])
-    # every cell takes its network's prediction
+    # every cell of the split's networks takes its network's prediction
+    cells = data.subset(np.flatnonzero(np.isin(data.network_ids, ids)))
     order = np.argsort(ids)
-    row = order[np.searchsorted(ids, data.network_ids, sorter=order)]
+    row = order[np.searchsorted(ids, cells.network_ids, sorter=order)]
     score = score[row]
     uncertainty = None if uncertainty is None else uncertainty[row]
     if not np.all(np.isfinite(score)):
@@ -102,11 +104,11 @@ def train_and_predict(
     Path(model_path).parent.mkdir(parents=True, exist_ok=True)
     predictor.save(model_path)
     table = predictions_table(
-        data, label, model, params, len(train_ids), seed, score, uncertainty
+        cells, label, model, params, len(train_ids), seed, score, uncertainty
     ).with_columns(
-        held_out=~pl.Series(np.isin(data.network_ids, train_ids)),
+        held_out=~pl.Series(np.isin(cells.network_ids, train_ids)),
         train_label=pl.lit(train_label),
-        train_target=pl.Series(labels, dtype=pl.Float64),
+        train_target=pl.Series(labels[np.isin(data.network_ids, ids)], dtype=pl.Float64),
     )
     write_parquet(
         table.to_arrow(),
