@@ -87,10 +87,10 @@ def _cmd_assemble(args: argparse.Namespace) -> int:
 
 def _cmd_split(args: argparse.Namespace) -> int:
     from parzc import stages
+    from parzc.training.splits import split_path
 
     plan = _plan(args)
-    job = _job(args)
-    out = plan.layout.path("split", **job)
+    out = split_path(plan.layout, args.space, args.dataset, args.size, args.seed, args.draw)
     stages.split(
         plan.pool(args.space, args.dataset),
         args.size,
@@ -98,6 +98,7 @@ def _cmd_split(args: argparse.Namespace) -> int:
         out,
         space=args.space,
         dataset=args.dataset,
+        draw=args.draw,
     )
     print(out)
     return 0
@@ -109,14 +110,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     plan = _plan(args)
     job = _job(args)
     layout = plan.layout
-    split = layout.path("split", **{k: job[k] for k in ("space", "dataset", "size", "seed")})
     matrix = layout.path("matrix", space=args.space, dataset=args.dataset)
-    _require(split, matrix)
     if args.predictor not in plan.predictors():
         raise ValueError(
             f"predictor {args.predictor!r} is not in the config (labels: "
             f"{', '.join(plan.predictors())})"
         )
+    split = str(plan.training_run(**job).split)
+    _require(split, matrix)
     report = stages.train(
         matrix,
         split,
@@ -366,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     _stage_parser(
         sub, "split", "draw one training split", _cmd_split, "space", "dataset", "size", "seed"
+    ).add_argument(
+        "--draw", default="networks", help="how networks are drawn: networks (uniform) or cells"
     )
     _stage_parser(sub, "train", "train one predictor on one split", _cmd_train, *job)
     _stage_parser(sub, "evaluate", "rank metrics of one predictions file", _cmd_evaluate, *job)

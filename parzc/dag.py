@@ -256,7 +256,8 @@ class Plan:
     def training_run(
         self, space: str, dataset: str, predictor: str, size: int, seed: int
     ) -> TrainingRun:
-        return TrainingRun.locate(self.layout, space, dataset, predictor, size, seed)
+        draw = self.predictors()[predictor]["train_draw"]
+        return TrainingRun.locate(self.layout, space, dataset, predictor, size, seed, draw)
 
     # -- reports ---------------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ TEMPLATES: dict[str, str] = {
     "proxy_table_md": "tables/proxy_correlation/space={space}/dataset={dataset}/proxies.md",
     "matrix": "matrices/space={space}/dataset={dataset}/matrix.npz",
     "split": "splits/space={space}/dataset={dataset}/n{size}_seed{seed}.parquet",
+    # a split drawn other than uniformly over networks (`train_draw` of a predictor)
+    "split_drawn": "splits/space={space}/dataset={dataset}/draw={draw}/n{size}_seed{seed}.parquet",
     "model": "models/space={space}/dataset={dataset}/predictor={predictor}/n{size}_seed{seed}.pkl",
     # a folder of pretrained weights of predictors that pretrain on the store, one file per
     # digest of pool, seed and settings (dataset: the proxies')

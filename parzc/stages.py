@@ -85,11 +85,31 @@ def assemble_target(plan, space: str, dataset: str, out: PathLike) -> str:
     return str(out)
 
 
-def split(pool: Sequence[int], size: int, seed: int, out: PathLike, **meta: Any) -> None:
-    """Draw `size` training networks of `pool` with `seed`; the rest are held out."""
-    from parzc.training.splits import make_split, save_split
+def split(
+    pool: Sequence[int],
+    size: int,
+    seed: int,
+    out: PathLike,
+    space: str,
+    dataset: str,
+    draw: str = "networks",
+) -> None:
+    """Draw `size` training networks of `pool` with `seed` as `draw` says (`SPLIT_DRAWS`); the
+    rest are held out."""
+    import numpy as np
 
-    save_split(make_split(pool, size, seed), out, seed=seed, **meta)
+    from parzc.training.splits import SPLIT_DRAWS, make_split, save_split
+
+    ordered = np.asarray(sorted(int(a) for a in pool))
+    weights = SPLIT_DRAWS.get(draw)(space, ordered)
+    save_split(
+        make_split(ordered, size, seed, weights),
+        out,
+        seed=seed,
+        space=space,
+        dataset=dataset,
+        draw=draw,
+    )
 
 
 def train(

@@ -175,3 +175,24 @@ def test_protocol_table_puts_the_best_predictor_next_to_its_anchors():
     assert row["published"] == "FGP 0.500" and row["train_size"] == size != 78
     assert row["selection"] == "40 granted, 0 used" and row["pct_of_ceiling"] == 100.0
     assert report.protocol_table(report.correlation_table(metrics))["published"][0] == "–"
+
+
+def test_cell_draws_favour_networks_with_many_cells():
+    """NB201: drawn as cells are, the network that 341 cells reduce to is picked far more often
+    than a network of one cell; the uniform draw is the pipeline's split, unchanged."""
+    from parzc.training.splits import SPLIT_DRAWS, make_split
+
+    networks = get_space("nb201").archs()["network_id"].to_numpy()
+    pool = np.unique(networks)
+    weights = SPLIT_DRAWS.get("cells")("nb201", pool)
+    assert weights.sum() == 15625 and weights.max() == 341 and len(pool) == 9445
+    assert SPLIT_DRAWS.get("networks")("nb201", pool) is None
+    heavy = pool[np.argmax(weights)]
+    picked = [
+        heavy in make_split(pool, 78, seed, weights).filter(pl.col("split") == "train")["arch_id"]
+        for seed in range(50)
+    ]
+    # P(picked) is about 1 - (1 - 341 / 15625) ** 78 = 0.82; uniformly it would be 0.008
+    assert 30 <= sum(picked) <= 50
+    uniform = make_split(pool, 78, 0)
+    assert uniform.equals(make_split(pool, 78, 0, None))

@@ -113,6 +113,11 @@ def test_end_to_end_outputs(tiny_run):
     assert same_label["ceiling_kendall_mean"].to_list() == pytest.approx([1.0] * len(same_label))
     compared = pl.read_csv(tiny_run / "tables/protocols.csv")
     assert set(compared["protocol"]) == protocols
+    draws = dict(table.select("predictor", "train_draw").unique().iter_rows())
+    assert draws["gbdt_cells"] == "cells" and draws["gbdt"] == "networks"
+    split = "splits/space=nb201/dataset=cifar10/draw=cells/n6_seed0.parquet"
+    uniform = "splits/space=nb201/dataset=cifar10/n6_seed0.parquet"
+    assert not pl.read_parquet(tiny_run / split).equals(pl.read_parquet(tiny_run / uniform))
     assert (tiny_run / "plots/kendall_vs_train_size.png").stat().st_size > 0
     assert (tiny_run / "report.html").stat().st_size > 0
     for table_name in ("features", "arch_stats"):
@@ -162,6 +167,7 @@ def test_cli_stages_rebuild_the_pipelines_outputs(tiny_run, tmp_path):
     target = ["--space", "nb201", "--dataset", "cifar10"]
     assert main(["assemble", *common, *target]) == 0
     assert main(["split", *common, *target, "--size", "6", "--seed", "0"]) == 0
+    assert main(["split", *common, *target, "--size", "6", "--seed", "0", "--draw", "cells"]) == 0
     for label in config["train"]["predictors"]:
         job = [*target, "--predictor", label, "--size", "6", "--seed", "0"]
         assert main(["train", *common, *job]) == 0

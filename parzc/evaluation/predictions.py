@@ -71,6 +71,7 @@ def evaluate_predictions(
                 **keys,
                 "protocol": name,
                 **protocol.describe(),
+                "train_draw": frame["train_draw"][0],
                 "selection_used": 0,
                 "n_eval": len(part),
                 **metrics,
@@ -87,11 +88,14 @@ def evaluate_predictions(
 
 
 def _with_protocol_columns(frame: pl.DataFrame) -> pl.DataFrame:
-    """Files written before protocols existed: held-out rows only, trained on `val`."""
+    """Files written before protocols existed: held-out rows only, trained on `val`, networks
+    drawn uniformly."""
     if "held_out" not in frame.columns:
         frame = frame.with_columns(pl.lit(True).alias("held_out"))
     if "train_label" not in frame.columns:
         frame = frame.with_columns(pl.lit("val").alias("train_label"))
+    if "train_draw" not in frame.columns:
+        frame = frame.with_columns(pl.lit("networks").alias("train_draw"))
     if "train_target" not in frame.columns:
         frame = frame.with_columns(pl.col("val_acc").alias("train_target"))
     return frame

@@ -28,6 +28,7 @@ SUMMARY_METRICS = (
 # what each protocol row says about itself (parzc.evaluation.protocols), carried into tables
 PROTOCOL_COLUMNS = (
     "train_label",
+    "train_draw",
     "score_label",
     "evaluation",
     "selection_labels",
@@ -66,6 +67,7 @@ def _upgraded(metrics: pl.DataFrame) -> pl.DataFrame:
         .with_columns(
             pl.col("subset").replace_strict(_LEGACY_SUBSETS).alias("protocol"),
             pl.lit("val").alias("train_label"),
+            pl.lit("networks").alias("train_draw"),
             pl.lit("test").alias("score_label"),
             pl.col("subset").replace_strict(evaluation).alias("evaluation"),
             pl.lit(0).alias("selection_labels"),
@@ -244,6 +246,7 @@ def protocol_table(
             "dataset",
             "protocol",
             "train_label",
+            "train_draw",
             "score_label",
             "evaluation",
             "selection",

@@ -22,12 +22,10 @@ import pyarrow.parquet as pq
 from parzc.io import read_metadata
 from parzc.layout import TEMPLATES, Layout
 from parzc.store import Store
-from parzc.training.splits import load_split
+from parzc.training.splits import load_split, split_path
 
 if TYPE_CHECKING:
     from parzc.search.run import SearchResult
-
-SPLIT_FIELDS = ("space", "dataset", "size", "seed")
 
 
 @dataclass(frozen=True)
@@ -60,16 +58,28 @@ class TrainingRun:
 
     @classmethod
     def locate(
-        cls, layout: Layout, space: str, dataset: str, predictor: str, size: int, seed: int
+        cls,
+        layout: Layout,
+        space: str,
+        dataset: str,
+        predictor: str,
+        size: int,
+        seed: int,
+        draw: str | None = None,
     ) -> TrainingRun:
+        """The files of one fit; `draw` is how its split was drawn (None: as its predictions
+        file records, else uniformly over networks)."""
         fields = dict(space=space, dataset=dataset, predictor=predictor, size=size, seed=seed)
+        predictions = Path(layout.path("predictions", **fields))
+        if draw is None:
+            draw = read_metadata(predictions).get("train_draw") if predictions.is_file() else None
         return cls(
             predictor=predictor,
             train_size=size,
             seed=seed,
             model=Path(layout.path("model", **fields)),
-            predictions=Path(layout.path("predictions", **fields)),
-            split=Path(layout.path("split", **{k: fields[k] for k in SPLIT_FIELDS})),
+            predictions=predictions,
+            split=Path(split_path(layout, space, dataset, size, seed, draw or "networks")),
             benchmark=Path(layout.benchmark("predictions", **fields)),
         )
 

@@ -18,7 +18,7 @@ import torch
 import parzc
 from parzc.device import resolve_device
 from parzc.evaluation.protocols import training_labels
-from parzc.io import write_parquet
+from parzc.io import read_metadata, write_parquet
 from parzc.layout import Layout
 from parzc.predictors import PREDICTORS, Predictor, create_predictor
 from parzc.store.matrix import FeatureMatrix
@@ -52,6 +52,7 @@ def train_and_predict(
     Nothing is written unless fit and prediction succeed; both files are written atomically.
     """
     train_ids, test_ids = load_split(split_path)
+    draw = read_metadata(split_path).get("draw", "networks")
     labels = training_labels(data, train_label)
     networks = data.subset(data.arch_ids == data.network_ids)
     train = replace(data, val_acc=labels).subset(np.flatnonzero(np.isin(data.arch_ids, train_ids)))
@@ -108,6 +109,7 @@ def train_and_predict(
     ).with_columns(
         held_out=~pl.Series(np.isin(cells.network_ids, train_ids)),
         train_label=pl.lit(train_label),
+        train_draw=pl.lit(draw),
         train_target=pl.Series(labels[np.isin(data.network_ids, ids)], dtype=pl.Float64),
     )
     write_parquet(
@@ -119,6 +121,7 @@ def train_and_predict(
             "seed": str(seed),
             "params": json.dumps(params, sort_keys=True),
             "train_label": train_label,
+            "train_draw": draw,
             "features": ",".join(data.proxies),
             "fit_report": json.dumps(report),
         },

@@ -23,6 +23,7 @@ wildcard_constraints:
     dataset=r"[a-z0-9_-]+",
     feature_set=r"[a-z0-9_]+",
     predictor=r"[a-z0-9_]+",
+    draw=r"[a-z_]+",
 
 
 # -- the ask / tell loop's rounds (workflow/rules/loop.smk) -----------------------------------

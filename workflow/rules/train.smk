@@ -17,6 +17,15 @@ rule make_split:
         "../scripts/make_split.py"
 
 
+use rule make_split as make_drawn_split with:
+    output:
+        LAYOUT.pattern("split_drawn"),
+    log:
+        LAYOUT.log("split_drawn"),
+    benchmark:
+        LAYOUT.benchmark("split_drawn")
+
+
 rule assemble_matrix:
     input:
         features=lambda wc: PLAN.target_shards("features", wc.space, wc.dataset),
@@ -44,7 +53,9 @@ rule assemble_matrix:
 
 rule train_predictor:
     input:
-        split=rules.make_split.output[0],
+        split=lambda wc: PLAN.training_run(
+            wc.space, wc.dataset, wc.predictor, int(wc.size), int(wc.seed)
+        ).split,
         matrix=rules.assemble_matrix.output[0],
     output:
         predictions=LAYOUT.pattern("predictions"),

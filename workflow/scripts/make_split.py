@@ -12,4 +12,5 @@ stages.split(
     snakemake.output[0],
     space=wc.space,
     dataset=wc.dataset,
+    draw=getattr(wc, "draw", "networks"),
 )
