@@ -2,9 +2,10 @@
 
 A predictions file holds every cell of the split's networks: `held_out` tells the held-out
 cells from the training cells (files written before training cells were kept hold held-out cells
-only), and `train_target` the label the predictor was fitted on. The default protocols are `strict`, each
-held-out canonical network once (NAS-Bench-Suite-Zero's 9,445 for NB201), and `strict_cells`,
-every held-out cell scored with its network's prediction; both compare with test accuracy.
+only), and `train_target` the label the predictor was fitted on. The default protocols are
+`strict`, each held-out canonical network once (NAS-Bench-Suite-Zero's 9,445 for NB201), and
+`strict_cells`, every held-out cell scored with its network's prediction; both compare with test
+accuracy.
 
 Each row records its protocol (training label, scored label, evaluation set, selection labels
 granted and used) and its ceiling, the Kendall tau of the training label itself with the scored
