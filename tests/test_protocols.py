@@ -105,7 +105,11 @@ def test_a_predictor_reproducing_its_label_scores_the_ceiling():
     rows = {row["protocol"]: row for row in val.iter_rows(named=True)}
     assert rows["same_label"]["ceiling_kendall"] == pytest.approx(1.0)
     assert rows["same_label"]["selection_labels"] == 40
-    assert rows["strict"]["n_eval"] < rows["strict_cells"]["n_eval"] < 15625
+    assert rows["strict"]["n_eval"] < rows["strict_cells"]["n_eval"] < rows["same_label"]["n_eval"]
+    # every cell but the training networks' own (canonical) cells
+    trained = nb201_predictions("val", "val_acc").filter(~pl.col("held_out"))
+    twins = trained.filter(pl.col("arch_id") != pl.col("network_id")).height
+    assert rows["same_label"]["n_eval"] == rows["strict_cells"]["n_eval"] + twins < 15625
     seed_mean = evaluate_predictions(nb201_predictions("val_mean", "train_target"), protocols)
     (row,) = seed_mean.iter_rows(named=True)
     assert row["protocol"] == "seed_mean_all_cells" and row["n_eval"] == 15625
@@ -114,11 +118,15 @@ def test_a_predictor_reproducing_its_label_scores_the_ceiling():
     )
 
 
-def test_all_cells_needs_the_training_cells():
-    """Files holding held-out cells only (as written before) leave `all_cells` out."""
+def test_sets_with_training_cells_need_them_in_the_file():
+    """Files holding held-out cells only (as written before) leave `all_cells` and
+    `unlabelled_cells` out."""
     frame = nb201_predictions("val_mean", "train_target").filter(pl.col("held_out"))
     with pytest.raises(ValueError, match="none of the protocols"):
         evaluate_predictions(frame, {"seed_mean_all_cells": PROTOCOLS.get("seed_mean_all_cells")})
+    val = nb201_predictions("val", "val_acc").filter(pl.col("held_out"))
+    protocols = {name: PROTOCOLS.get(name) for name in ("same_label", "strict")}
+    assert evaluate_predictions(val, protocols)["protocol"].to_list() == ["strict"]
 
 
 def test_protocols_resolve_from_config_entries():

@@ -28,6 +28,7 @@ from parzc.evaluation.metrics import rank_metrics
 from parzc.evaluation.protocols import (
     DEFAULT_PROTOCOLS,
     EVALUATION_SETS,
+    NEEDS_TRAINING_CELLS,
     PROTOCOLS,
     Protocol,
     ceiling,
@@ -58,7 +59,7 @@ def evaluate_predictions(
         if protocol.train_label != train_label:
             continue
         part = frame.filter(EVALUATION_SETS[protocol.evaluation])
-        if protocol.evaluation == "all_cells" and part["held_out"].all():
+        if protocol.evaluation in NEEDS_TRAINING_CELLS and frame["held_out"].all():
             log.info("%s: no training-cell predictions; protocol %s left out", predictions, name)
             continue
         column = score_column(protocol, train_label)

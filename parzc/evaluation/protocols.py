@@ -7,8 +7,9 @@ protocol. A `Protocol` names the four choices that matter:
   accuracy; `val_mean`, NAS-Bench-201's seed-mean validation accuracy, CIFAR-10 only);
 - `score_label`: the accuracy its ranking is compared with (`test`, the shipped test accuracy,
   itself a mean over seeds on NAS-Bench-201; `val`; `val_mean`);
-- `evaluation`: the architectures compared (`EVALUATION_SETS`: the held-out canonical networks,
-  every held-out cell, or every cell with the training cells included);
+- `evaluation`: the architectures compared (`EVALUATION_SETS`: the held-out canonical networks;
+  every cell whose network is held out; every cell whose own label was not trained on, the other
+  cells of a training network included, as a draw of cells leaves them; or every cell);
 - `selection_labels`: the extra labelled architectures the protocol grants for model selection.
   parzc declines them (`selection_used` is 0 in every metrics row): its predictors choose no
   checkpoint or setting on labels other than their training labels.
@@ -42,12 +43,16 @@ LABELS = {
     "val_mean": "validation accuracy averaged over the benchmark's seeds",
     "test": "test accuracy (on NAS-Bench-201 the mean over its seeds)",
 }
-# evaluation set -> rows of a predictions file it keeps (`held_out`: not a training cell)
+# evaluation set -> rows of a predictions file it keeps (`held_out`: the cell's network was not
+# trained on; a training network's label is its canonical cell's, arch_id == network_id)
 EVALUATION_SETS: dict[str, pl.Expr] = {
     "held_out_networks": pl.col("held_out") & (pl.col("arch_id") == pl.col("network_id")),
     "held_out_cells": pl.col("held_out"),
+    "unlabelled_cells": pl.col("held_out") | (pl.col("arch_id") != pl.col("network_id")),
     "all_cells": pl.lit(True),
 }
+# evaluation sets that hold training networks' cells: files without them cannot be scored so
+NEEDS_TRAINING_CELLS = ("unlabelled_cells", "all_cells")
 # labels every assembled matrix carries -> its field
 _MATRIX_LABELS = {"val": "val_acc", "test": "test_acc"}
 # the predictions column holding each label: the training label has its own column
@@ -101,7 +106,7 @@ PROTOCOLS: Registry[Protocol] = Registry("protocol")
 PROTOCOLS.register("strict")(Protocol())
 PROTOCOLS.register("strict_cells")(Protocol(evaluation="held_out_cells"))
 PROTOCOLS.register("same_label")(
-    Protocol(score_label="val", evaluation="held_out_cells", selection_labels=40)
+    Protocol(score_label="val", evaluation="unlabelled_cells", selection_labels=40)
 )
 PROTOCOLS.register("seed_mean_all_cells")(
     Protocol(train_label="val_mean", evaluation="all_cells", selection_labels=1024)
