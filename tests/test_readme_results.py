@@ -114,12 +114,40 @@ def test_headline_row_agrees_with_the_ablation_and_label_tables(readme: str, res
     for size in SIZES:
         assert recorded[size] == quoted["CIFAR-10", "fusion_hops_m3_smooth"][size], size
 
-    labels = [t for t in tables(results) if t[0][:2] == ["target", "val_acc_kendall"]]
-    assert len(labels) == 1, "expected one val_acc_kendall table in docs/results.md"
-    header, *rows = labels[0]
-    column = header.index("fusion_hops_m3_smooth at 1,563 labels")
+    protocols = [
+        t for t in tables(results) if t[0][:2] == ["protocol", "trained on → scored against, over"]
+    ]
+    assert len(protocols) == 1, "expected one protocol comparison table in docs/results.md"
+    header, *rows = protocols[0]
+    strict, protocol = {}, ""
     for row in rows:
-        assert row[column] == mean(quoted[row[0], "fusion_hops_m3_smooth"]["1,563"]), row[0]
+        protocol = row[0] or protocol
+        if protocol.startswith("strict"):
+            strict[row[header.index("labels")]] = row[header.index("parzc")]
+    assert strict == quoted["CIFAR-10", "fusion_hops_m3_smooth"], "strict rows differ from README"
+
+
+def test_protocol_sentence_matches_the_protocol_table(readme: str, results: str) -> None:
+    """The README's figures on the anchors' protocols are the protocol table's."""
+    text = " ".join(readme.split())
+    seed_mean = re.search(r"parzc reaches ([\d.]+) / ([\d.]+) / ([\d.]+) at 78 / 156 / 1,563", text)
+    same_label = re.search(r"networks drawn as cells are\) ([\d.]+) at 78 labels", text)
+    assert seed_mean and same_label, "README's protocol sentence is not in the expected form"
+    (table,) = [
+        t for t in tables(results) if t[0][:2] == ["protocol", "trained on → scored against, over"]
+    ]
+    header, *rows = table
+    parzc: dict[tuple[str, str], str] = {}
+    protocol = ""
+    for row in rows:
+        protocol = row[0] or protocol
+        parzc[protocol.split(" (")[0], row[header.index("labels")]] = mean(
+            row[header.index("parzc")]
+        )
+    assert [parzc["seed mean, all cells", n] for n in ("78", "156", "1,563")] == list(
+        seed_mean.groups()
+    )
+    assert parzc["same label", "78"] == same_label.group(1)
 
 
 def test_search_sentence_matches_the_verify_rows(readme: str, results: str) -> None:
