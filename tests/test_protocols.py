@@ -146,7 +146,9 @@ def test_protocols_resolve_from_config_entries():
         resolve_protocols({"bad": {"evaluation": "cells"}})
 
 
-def test_config_rejects_a_protocol_nothing_trains_for(tmp_path):
+def test_config_checks_protocols_and_predictor_targets(tmp_path):
+    """A protocol nothing trains for is kept (it scores nothing); a bad protocol field and a
+    predictor target no space has are errors naming the field."""
     config = {
         "results": str(tmp_path),
         "feature_sets": {"mini": {"layer": ["synflow"]}},
@@ -154,10 +156,13 @@ def test_config_rejects_a_protocol_nothing_trains_for(tmp_path):
         "train": {"predictors": {"gbdt": {"model": "gbdt"}}},
         "evaluation": {"protocols": {"seed_mean_all_cells": {}}},
     }
-    with pytest.raises(ConfigError, match="evaluation/protocols/seed_mean_all_cells: no train"):
-        validate(config)
-    config["train"]["predictors"]["gbdt_mean"] = {"model": "gbdt", "train_label": "val_mean"}
     assert validate(config)["train"]["predictors"]["gbdt"]["train_label"] == "val"
+    bad = {**config, "evaluation": {"protocols": {"mine": {"score_label": "val", "anchors": [{}]}}}}
+    with pytest.raises(ConfigError, match="evaluation/protocols/mine"):
+        validate(bad)
+    config["train"]["predictors"]["gbdt"]["datasets"] = ["cifar100"]
+    with pytest.raises(ConfigError, match=r"train/predictors/gbdt/datasets: 'cifar100'"):
+        validate(config)
 
 
 def test_protocol_table_puts_the_best_predictor_next_to_its_anchors():
