@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from loop_vs_baselines import predictor_entry
 from threadpoolctl import threadpool_limits
 
 from parzc.config import load
@@ -98,7 +99,7 @@ def main() -> None:
     data = data.unlabelled()  # the loop's features file holds no label
     rows = []
     for label in args.predictors:
-        entry = config["train"]["predictors"][label]
+        entry = predictor_entry(config, label)
         params = dict(entry.get("params", {}))
         if entry["model"] == "fusion":
             params |= {"num_threads": args.threads, **json.loads(args.fusion_params)}
