@@ -86,7 +86,8 @@ def train_and_predict(
     score = np.concatenate([s for s, _ in scored])
     uncertainty = None if scored[0][1] is None else np.concatenate([u for _, u in scored])
     # every cell of the split's networks takes its network's prediction
-    cells = data.subset(np.flatnonzero(np.isin(data.network_ids, ids)))
+    in_split = np.isin(data.network_ids, ids)
+    cells = data.subset(np.flatnonzero(in_split))
     order = np.argsort(ids)
     row = order[np.searchsorted(ids, cells.network_ids, sorter=order)]
     score = score[row]
@@ -110,7 +111,7 @@ def train_and_predict(
         held_out=~pl.Series(np.isin(cells.network_ids, train_ids)),
         train_label=pl.lit(train_label),
         train_draw=pl.lit(draw),
-        train_target=pl.Series(labels[np.isin(data.network_ids, ids)], dtype=pl.Float64),
+        train_target=pl.Series(labels[in_split], dtype=pl.Float64),
     )
     write_parquet(
         table.to_arrow(),
