@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from parzc.evaluation.protocols import Protocol
+from parzc.evaluation.protocols import PROTOCOLS, Protocol
 from parzc.reports.tables import save_figure
 
 SUMMARY_METRICS = (
@@ -58,21 +58,19 @@ def collect_metrics(files: list[str | Path]) -> pl.DataFrame:
 
 def _upgraded(metrics: pl.DataFrame) -> pl.DataFrame:
     """A metrics file in the current columns: `subset` rows of files written before protocols
-    existed become their protocol, `val_acc_kendall` its ceiling."""
+    existed become their registered protocol (its fields, networks drawn uniformly, no selection
+    labels used), `val_acc_kendall` its ceiling."""
     if "subset" not in metrics.columns:
         return metrics
-    evaluation = {"networks": "held_out_networks", "cells": "held_out_cells"}
+    fields = pl.DataFrame(
+        [
+            {"subset": subset, "protocol": name, **PROTOCOLS.get(name).describe()}
+            for subset, name in _LEGACY_SUBSETS.items()
+        ]
+    ).with_columns(train_draw=pl.lit("networks"), selection_used=pl.lit(0))
     return (
         metrics.rename({"val_acc_kendall": "ceiling_kendall"}, strict=False)
-        .with_columns(
-            pl.col("subset").replace_strict(_LEGACY_SUBSETS).alias("protocol"),
-            pl.lit("val").alias("train_label"),
-            pl.lit("networks").alias("train_draw"),
-            pl.lit("test").alias("score_label"),
-            pl.col("subset").replace_strict(evaluation).alias("evaluation"),
-            pl.lit(0).alias("selection_labels"),
-            pl.lit(0).alias("selection_used"),
-        )
+        .join(fields, on="subset", how="left", maintain_order="left")
         .drop("subset")
     )
 
