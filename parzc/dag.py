@@ -398,16 +398,13 @@ class Plan:
             if search["strategies"] and not get_space(s).ground_truth:
                 self._skip(f"{s}/{d}: searches left out: they score their picks by ground truth")
                 continue
+            trained_here = self.trained_predictors(s, d)
             for strategy, params in search["strategies"].items():
                 size = self.search_train_size(s, params.get("train_size"))
                 if not strategies().get(strategy).needs_predictor:
                     trained = [(None, None)]
                 elif size is not None:
-                    trained = [
-                        (p, size)
-                        for p in search["predictors"]
-                        if p in self.trained_predictors(s, d)
-                    ]
+                    trained = [(p, size) for p in search["predictors"] if p in trained_here]
                 else:
                     trained = []
                 runs += [
