@@ -1,5 +1,5 @@
-"""Simulated search (parzc.loop.simulate) on a small real NB201 store: the session's mini store
-plus 32 more extracted networks (40 networks, 68 cells), every cell a candidate."""
+"""Simulated search (parzc.loop.simulate) on a small real NB201 store: the shared `mini_store`
+fixture plus 32 more extracted networks (40 networks, 68 cells), every cell a candidate."""
 
 from __future__ import annotations
 
