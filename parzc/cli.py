@@ -269,6 +269,8 @@ def _cmd_store_check(args: argparse.Namespace) -> int:
 def _cmd_list(args: argparse.Namespace) -> int:
     from parzc.evaluation.protocols import PROTOCOLS
     from parzc.predictors import PREDICTORS
+    from parzc.predictors.cell_encoder import CELL_ATTENTION
+    from parzc.predictors.fusion import BRANCHES
     from parzc.proxies import LAYER_PROXIES, NETWORK_PROXIES
     from parzc.search.strategies import STRATEGIES
     from parzc.spaces import get_space, space_names
@@ -278,6 +280,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("per-layer proxies:", ", ".join(LAYER_PROXIES.names()))
     print("network-level proxies:", ", ".join(NETWORK_PROXIES.names()))
     print("predictors:", ", ".join(PREDICTORS.names()))
+    print("fusion branches:", ", ".join(BRANCHES.names()))
+    print("fusion cell attention:", ", ".join(CELL_ATTENTION.names()))
     print("search strategies:", ", ".join(STRATEGIES.names()))
     for name in PROTOCOLS:
         p = PROTOCOLS.get(name)

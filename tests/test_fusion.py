@@ -153,8 +153,10 @@ def test_rank_target_and_proxy_ensemble_rank(mini_matrix):
         {},
         {"cell_attention": "hops", "pretrain_branch_heads": True},
         {"members": 2, "neighbour_smoothing": 0.3},
+        {"cell_attention": "flow", "cell_flow_passes": True},
+        {"cell_attention": "siblings", "pretrain_flow_surrogate": 1.0},
     ],
-    ids=["links", "hops+branch_heads", "members+smoothing"],
+    ids=["links", "hops+branch_heads", "members+smoothing", "flow_passes", "siblings+surrogate"],
 )
 def test_fusion_fits_predicts_and_reloads_bitwise(tmp_path, mini_matrix, options):
     train, pool = mini_matrix.subset(np.arange(6)), mini_matrix.unlabelled()
@@ -229,6 +231,27 @@ def test_branch_heads_learn_each_proxy_from_one_branch(mini_matrix):
     assert len(plain._models[0].branch_heads) == 0
 
 
+def test_flow_surrogate_pretext_teaches_the_cell_branch_the_flow(mini_matrix):
+    """With pretrain_flow_surrogate the cell branch gets a head of 2 x SURROGATE_DIM outputs that
+    pretraining fits to the pool's z-scored flow surrogates."""
+    import torch
+
+    from parzc.predictors.flow_surrogate import SURROGATE_DIM, flow_surrogate
+
+    pool = mini_matrix.unlabelled()
+    params = {**FAST, "pretrain_epochs": 150, "epochs": 1, "pretrain_lr": 3e-3}
+    model = create_predictor("fusion", **params, pretrain_flow_surrogate=1.0)
+    model.fit(mini_matrix.subset(np.arange(4)), seed=0, pool=pool)
+    with torch.no_grad():
+        outputs = model._models[0].pretraining_outputs(model._inputs(pool, torch.device("cpu")))
+    reconstructed = outputs.numpy()[:, 1:]
+    assert reconstructed.shape == (len(pool), 2 * SURROGATE_DIM)
+    surrogate = flow_surrogate(pool.graph_ops, pool.graph_adjacency, len(pool.graph_vocabulary))
+    target = (surrogate - surrogate.mean(axis=0)) / surrogate.std(axis=0).clip(1e-12)
+    explained = 1 - ((reconstructed - target) ** 2).mean() / (target**2).mean()
+    assert explained > 0.5, explained
+
+
 def test_finetuning_can_keep_the_pretraining_objective(mini_matrix):
     """finetune_pretraining_weight > 0 keeps pretraining's loss on the pool while fitting the
     labels: fitted to labels that contradict the proxy ensemble, the model still ranks the pool
@@ -278,6 +301,8 @@ def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
         ({"finetune_pretraining_weight": -0.5}, "finetune_pretraining_weight"),
         ({"neighbour_smoothing": 1.0}, "neighbour_smoothing"),
         ({"pretrain_proxies": ["net:zen"]}, "net:zen"),
+        ({"pretrain_flow_surrogate": -1.0}, "pretrain_flow_surrogate"),
+        ({"pretrain_flow_surrogate": 1.0, "branches": ["aggregates"]}, "needs the 'cell' branch"),
     ],
 )
 def test_bad_fusion_parameters_are_named(params, message, mini_matrix):
@@ -291,44 +316,6 @@ def test_cell_branch_needs_a_space_with_cells(mini_matrix):
     with pytest.raises(ValueError, match="cell graphs"):
         create_predictor("fusion", **FAST).fit(data, seed=0)
     create_predictor("fusion", **FAST, branches=["slots", "aggregates"]).fit(data, seed=0)
-
-
-@pytest.mark.parametrize("attention", ["links", "hops"])
-def test_graph_encoder_ignores_padding_nodes(attention):
-    import torch
-
-    from parzc.predictors.fusion import MAX_HOPS, GraphEncoder, hop_buckets
-
-    space = get_space("nb101")
-    small = [a for a in space.archs()["arch"] if space.decode(a).num_vertices < 7][0]
-    graph = space.cell_graph(small)
-    ops = torch.from_numpy(graph.ops.astype(np.int64))[None]
-    adjacency = torch.from_numpy(graph.adjacency)[None]
-    torch.manual_seed(0)
-    vocabulary = len(space.graph_vocabulary)
-    encoder = GraphEncoder(vocabulary, space.graph_nodes, 8, 2, attention=attention).eval()
-    with torch.no_grad():
-        out = encoder(ops, adjacency, hop_buckets(adjacency, MAX_HOPS))
-        n = int((ops > 0).sum())
-        trimmed = GraphEncoder(vocabulary, n, 8, 2, attention=attention)
-        trimmed.load_state_dict({**encoder.state_dict(), "pos_embed": encoder.pos_embed[:n]})
-        cut = adjacency[:, :n, :n]
-        alone = trimmed.eval()(ops[:, :n], cut, hop_buckets(cut, MAX_HOPS))
-    assert torch.isfinite(out).all()
-    torch.testing.assert_close(out, alone)
-
-
-def test_hop_buckets_give_each_relation_its_direction_and_distance():
-    import torch
-
-    from parzc.predictors.fusion import hop_buckets
-
-    chain = torch.zeros(1, 4, 4)
-    chain[0, 0, 1] = chain[0, 1, 2] = 1  # 0 -> 1 -> 2; node 3 unrelated
-    buckets = hop_buckets(chain, max_hops=2)[0].tolist()
-    # 0 itself, k: i reaches j in k links, 2 + k: j reaches i in k links, 5: unrelated
-    assert buckets == [[0, 1, 2, 5], [3, 0, 1, 5], [4, 3, 0, 5], [5, 5, 5, 0]]
-    assert hop_buckets(chain, max_hops=1)[0, 0, 2] == 3  # beyond max_hops: unrelated
 
 
 def test_matrix_without_onehot_or_graphs_round_trips(tmp_path, mini_store):

@@ -1,9 +1,11 @@
 """ParZC-F: a parametric proxy over everything the store knows about an architecture.
 
 Three branches, each a registry option (`branches`), embed one view of an architecture:
-- `cell`: its cell graph (operations and DAG links) by a graph transformer (`GraphEncoder`)
-  whose attention follows the links (`cell_attention: links`, PINAT-style) or spans the cell
-  with a learned bias per directed hop distance (`hops`);
+- `cell`: its cell graph (operations and DAG links) by a graph transformer
+  (`parzc.predictors.cell_encoder`) whose attention (`cell_attention`) follows the links
+  (`links`, PINAT), spans the cell with a learned bias per directed hop distance (`hops`),
+  keeps to common paths (`flow`, FlowerFormer) or gives each head one sibling relation
+  (`siblings`, NN-Former), optionally after FlowerFormer's flow passes (`cell_flow_passes`);
 - `slots`: ParZC's MABN over the per-layer statistics of every stored layer proxy, each layer in
   the slot named by its role (`FeatureMatrix.slots`) rather than its position, as signed-log
   values z-scored per (proxy, slot) plus a present-mask;
@@ -18,7 +20,8 @@ and lets each branch be ablated alone.
 Training has two stages:
 1. `pretrain` (zero label cost): on the unlabelled pool (every extracted architecture), learn
    the ranking of a proxy ensemble, the mean rank of `pretrain_proxies` (and, with
-   `pretrain_branch_heads`, each proxy's rank from every branch alone);
+   `pretrain_branch_heads`, each proxy's rank from every branch alone; with
+   `pretrain_flow_surrogate`, FGP's flow surrogate from the cell embedding);
 2. fine-tune on the labelled architectures with `loss` on `target`-transformed accuracies.
 `members` such models (seeds seed*1000+k) and optionally gradient-boosted trees (`tree_weight`)
 are averaged as scores z-scored over the pool, optionally smoothed over the pool networks one
@@ -31,8 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -52,6 +54,8 @@ from parzc.predictors.base import (
     TrainingDiverged,
     check_same_columns,
 )
+from parzc.predictors.cell_encoder import CELL_ATTENTION, MAX_HOPS, GraphEncoder, hop_buckets
+from parzc.predictors.flow_surrogate import SURROGATE_DIM, flow_surrogate
 from parzc.predictors.losses import LossSpec, make_loss
 from parzc.predictors.mabn import MABN, BayesianLinear
 from parzc.predictors.torch_base import cpu_threads, seeded, signed_log
@@ -64,19 +68,6 @@ TARGETS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("target transfo
 SLOT_LAYOUTS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("slot layout")
 
 SLOT_LAYOUTS.register("aligned")(lambda slots: slots)
-MAX_HOPS = 8  # `hops` attention: relations further than this share the "unrelated" bias
-# which pairs of cell nodes may attend to each other: (B, N, N) adjacency -> (B, N, N) bool
-CELL_ATTENTION: Registry[Callable[[Tensor], Tensor]] = Registry("cell attention")
-
-
-@CELL_ATTENTION.register("links")
-def linked_nodes(adjacency: Tensor) -> Tensor:
-    """A node, its predecessors and its successors."""
-    eye = torch.eye(adjacency.shape[-1], dtype=torch.bool, device=adjacency.device)
-    return (adjacency > 0) | (adjacency > 0).transpose(1, 2) | eye
-
-
-CELL_ATTENTION.register("hops")(lambda adjacency: torch.ones_like(adjacency, dtype=torch.bool))
 
 
 @SLOT_LAYOUTS.register("packed")
@@ -118,94 +109,6 @@ def proxy_ensemble_rank(data: FeatureMatrix, proxies: list[str]) -> np.ndarray:
     return np.mean(ranks, axis=0)
 
 
-def hop_buckets(adjacency: Tensor, max_hops: int) -> Tensor:
-    """(B, N, N) relation of node j to node i as a bucket: 0 itself, k in 1..max_hops when i
-    reaches j in k links, max_hops + k when j reaches i in k links, 2 * max_hops + 1 otherwise
-    (unrelated, or further than max_hops)."""
-    links = (adjacency > 0).float()
-    n = links.shape[-1]
-    eye = torch.eye(n, dtype=torch.bool, device=links.device)
-    forward = torch.full(links.shape, 2 * max_hops + 1, dtype=torch.long, device=links.device)
-    forward[:, eye] = 0
-    backward = forward.clone()
-    reach = eye.float().expand_as(links)
-    for hops in range(1, max_hops + 1):
-        reach = ((reach @ links) > 0).float()  # reachable in exactly `hops` links
-        hit = reach > 0
-        forward = torch.where(hit & (forward > max_hops), hops, forward)
-        backward = torch.where(
-            hit.transpose(1, 2) & (backward > max_hops), max_hops + hops, backward
-        )
-    return torch.where(forward <= max_hops, forward, backward)
-
-
-@contextmanager
-def mha_fastpath(enabled: bool) -> Iterator[None]:
-    """Allow (or forbid) torch's fused multi-head-attention inference path within the block."""
-    before = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(enabled and before)
-    try:
-        yield
-    finally:
-        torch.backends.mha.set_fastpath_enabled(before)
-
-
-class GraphEncoder(nn.Module):
-    """Operation + node-index embeddings, `depth` pre-norm transformer layers, then the mean
-    over real nodes. Attention (`attention`, a CELL_ATTENTION name):
-    - `links`: a node attends to itself, its predecessors and its successors only (PINAT);
-    - `hops`: every real node attends to every other, with a learned per-head bias for each
-      directed hop distance (Graphormer's spatial encoding, directed), so one layer sees the
-      whole cell and still knows which node feeds which.
-    """
-
-    def __init__(
-        self,
-        vocabulary: int,
-        nodes: int,
-        dim: int,
-        depth: int,
-        heads: int = 4,
-        attention: str = "links",
-    ) -> None:
-        super().__init__()
-        self.op_embed = nn.Embedding(vocabulary, dim, padding_idx=0)
-        self.pos_embed = nn.Parameter(torch.zeros(nodes, dim))
-        nn.init.normal_(self.pos_embed, std=0.02)
-        layer = nn.TransformerEncoderLayer(
-            dim, heads, 2 * dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
-        )
-        self.layers = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(dim)
-        self.heads = heads
-        self.attention = CELL_ATTENTION.get(attention)
-        self.hop_bias = nn.Embedding(2 * MAX_HOPS + 2, heads) if attention == "hops" else None
-
-    def forward(self, ops: Tensor, adjacency: Tensor, buckets: Tensor | None = None) -> Tensor:
-        """`buckets`: `hop_buckets(adjacency, MAX_HOPS)`, which `hops` attention reads; pass it
-        when the same cells are encoded again and again (computed here otherwise)."""
-        real = ops > 0
-        eye = torch.eye(ops.shape[1], dtype=torch.bool, device=ops.device)
-        # real nodes never attend to padding; padding attends to itself only (a query with
-        # every key masked would give NaN)
-        allowed = self.attention(adjacency) & (real.unsqueeze(1) | eye)
-        mask = torch.zeros(allowed.shape, device=ops.device).masked_fill(~allowed, float("-inf"))
-        mask = mask.unsqueeze(1)
-        if self.hop_bias is not None:
-            if buckets is None:
-                buckets = hop_buckets(adjacency, MAX_HOPS)
-            mask = mask + self.hop_bias(buckets).permute(0, 3, 1, 2)
-        else:
-            mask = mask.expand(-1, self.heads, -1, -1)
-        mask = mask.reshape(-1, *allowed.shape[1:])
-        # the inference fast path of nn.TransformerEncoder turns per-head float biases into NaN
-        # (torch 2.13); the bias needs the regular path
-        with mha_fastpath(self.hop_bias is None):
-            tokens = self.norm(self.layers(self.op_embed(ops) + self.pos_embed, mask=mask))
-        tokens = torch.where(real.unsqueeze(-1), tokens, 0.0)
-        return tokens.sum(dim=1) / real.sum(dim=1, keepdim=True).clamp(min=1)
-
-
 class SlotMABN(nn.Module):
     """ParZC's MABN without its head over the flattened slot vector (values and present-mask):
     8 tokens of width 16, `depth` mixer blocks of width `dim`; the pooled tokens are the
@@ -239,8 +142,13 @@ class AggregateMLP(nn.Module):
 
 
 BRANCHES.register("cell")(
-    lambda shapes, dim, depth, cell_attention="links", **_: GraphEncoder(
-        shapes["vocabulary"], shapes["nodes"], dim, depth, attention=cell_attention
+    lambda shapes, dim, depth, cell_attention="links", cell_flow_passes=False, **_: GraphEncoder(
+        shapes["vocabulary"],
+        shapes["nodes"],
+        dim,
+        depth,
+        attention=cell_attention,
+        flow_passes=cell_flow_passes,
     )
 )
 BRANCHES.register("slots")(lambda shapes, dim, depth, **_: SlotMABN(shapes["slots"], dim, depth))
@@ -253,7 +161,9 @@ class FusionNet(nn.Module):
     """Branch embeddings concatenated -> Bayesian MLP head -> score.
 
     With `branch_outputs` > 0 each branch also has a linear head of that many outputs on its own
-    embedding (`pretraining_outputs`), used by pretraining only."""
+    embedding, and with `surrogate_outputs` > 0 the cell branch a linear head of that many
+    (`pretraining_outputs`), used by pretraining only. `branch_options` go to every branch's
+    factory."""
 
     def __init__(
         self,
@@ -262,12 +172,13 @@ class FusionNet(nn.Module):
         dim: int,
         depth: int,
         branch_outputs: int = 0,
-        cell_attention: str = "links",
+        surrogate_outputs: int = 0,
+        **branch_options: Any,
     ) -> None:
         super().__init__()
         self.names = list(branches)
         self.branches = nn.ModuleList(
-            BRANCHES.get(b)(shapes, dim, depth, cell_attention=cell_attention) for b in branches
+            BRANCHES.get(b)(shapes, dim, depth, **branch_options) for b in branches
         )
         self.hidden = BayesianLinear(dim * len(branches), dim)
         self.act = nn.GELU()
@@ -275,6 +186,7 @@ class FusionNet(nn.Module):
         self.branch_heads = nn.ModuleList(
             nn.Linear(dim, branch_outputs) for _ in branches if branch_outputs > 0
         )
+        self.surrogate_head = nn.Linear(dim, surrogate_outputs) if surrogate_outputs else None
 
     def _embeddings(self, inputs: dict[str, tuple[Tensor, ...]]) -> list[Tensor]:
         return [
@@ -288,9 +200,12 @@ class FusionNet(nn.Module):
         return self._score(self._embeddings(inputs))
 
     def pretraining_outputs(self, inputs: dict[str, tuple[Tensor, ...]]) -> Tensor:
-        """(n, 1 + branches * branch_outputs): the score, then each branch head's outputs."""
+        """(n, 1 + branches * branch_outputs + surrogate_outputs): the score, each branch
+        head's outputs, then the cell branch's surrogate reconstruction."""
         parts = self._embeddings(inputs)
         heads = [head(part) for head, part in zip(self.branch_heads, parts, strict=False)]
+        if self.surrogate_head is not None:
+            heads.append(self.surrogate_head(parts[self.names.index("cell")]))
         return torch.cat([self._score(parts).unsqueeze(1), *heads], dim=1)
 
 
@@ -304,6 +219,22 @@ def score_and_columns_loss(
         if pred.shape[1] > 1:
             columns = [loss_fn(pred[:, j], target[:, j]) for j in range(1, pred.shape[1])]
             total = total + torch.stack(columns).mean()
+        return total
+
+    return loss
+
+
+def with_reconstruction(
+    loss_fn: Callable[[Tensor, Tensor], Tensor], ranked: int, weight: float
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """`loss_fn` on the first `ranked` columns plus `weight` x the mean squared error of the
+    others (a reconstruction target such as the flow surrogate)."""
+
+    def loss(pred: Tensor, target: Tensor) -> Tensor:
+        total = loss_fn(pred[:, :ranked], target[:, :ranked])
+        if pred.shape[1] > ranked:
+            error = nn.functional.mse_loss(pred[:, ranked:], target[:, ranked:])
+            total = total + weight * error
         return total
 
     return loss
@@ -385,6 +316,11 @@ class FusionPredictor(Predictor):
     prior that accuracy changes little under one edit.
     `slot_layout: packed` is the ablation of aligned slots: each arch's present layers are
     packed to the front in module order (position k = the k-th layer), as MABN sees them.
+    `cell_attention` (a `CELL_ATTENTION` name) and `cell_flow_passes` shape the cell encoder
+    (`parzc.predictors.cell_encoder`); `pretrain_flow_surrogate` > 0 adds FGP's pretext to
+    pretraining: the cell embedding reconstructs the cell's flow surrogate
+    (`parzc.predictors.flow_surrogate`, z-scored over the pool), its squared error weighted by
+    this value next to the proxy ranking.
     """
 
     name: ClassVar[str] = "fusion"
@@ -393,6 +329,7 @@ class FusionPredictor(Predictor):
     dim: int = 64
     depth: int = 2
     cell_attention: str = "links"
+    cell_flow_passes: bool = False
     pretrain_proxies: list[str] = field(
         default_factory=lambda: ["net:nwot", "net:jacov", "synflow", "net:params", "net:flops"]
     )
@@ -400,6 +337,7 @@ class FusionPredictor(Predictor):
     pretrain_batch_size: int = 256
     pretrain_lr: float = 1e-3
     pretrain_branch_heads: bool = False
+    pretrain_flow_surrogate: float = 0.0
     finetune_pretraining_weight: float = 0.0
     epochs: int = 200
     batch_size: int = 512
@@ -433,6 +371,12 @@ class FusionPredictor(Predictor):
         for name in ("dim", "depth", "epochs", "members", "mc_samples", "num_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"fusion: {name} must be >= 1, got {getattr(self, name)}")
+        if self.pretrain_flow_surrogate < 0:
+            raise ValueError(
+                f"fusion: pretrain_flow_surrogate must be >= 0, got {self.pretrain_flow_surrogate}"
+            )
+        if self.pretrain_flow_surrogate > 0 and "cell" not in self.branches:
+            raise ValueError("fusion: pretrain_flow_surrogate needs the 'cell' branch")
         if self.finetune_pretraining_weight < 0:
             raise ValueError(
                 "fusion: finetune_pretraining_weight must be >= 0, got "
@@ -453,6 +397,23 @@ class FusionPredictor(Predictor):
     def _branch_outputs(self) -> int:
         """Outputs of each branch's pretraining head: one per pretrain proxy, or 0 (no heads)."""
         return len(self.pretrain_proxies) if self._pretraining and self.pretrain_branch_heads else 0
+
+    @property
+    def _surrogate_outputs(self) -> int:
+        """Outputs of the cell branch's flow-surrogate head, or 0 (no head)."""
+        return 2 * SURROGATE_DIM if self._pretraining and self.pretrain_flow_surrogate > 0 else 0
+
+    def _new_model(self, shapes: dict[str, int]) -> FusionNet:
+        return FusionNet(
+            self.branches,
+            shapes,
+            self.dim,
+            self.depth,
+            self._branch_outputs,
+            self._surrogate_outputs,
+            cell_attention=self.cell_attention,
+            cell_flow_passes=self.cell_flow_passes,
+        )
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -583,8 +544,21 @@ class FusionPredictor(Predictor):
                 columns += [proxy_ensemble_rank(unlabelled, [p]) for p in proxies] * len(
                     self.branches
                 )
-            proxy_y = torch.tensor(np.stack(columns, axis=1), dtype=torch.float32, device=device)
-        pretraining_loss = score_and_columns_loss(make_loss("pairwise"))
+            targets = np.stack(columns, axis=1)
+            if self._surrogate_outputs:
+                surrogate = flow_surrogate(
+                    unlabelled.graph_ops,
+                    unlabelled.graph_adjacency,
+                    len(unlabelled.graph_vocabulary),
+                )
+                mean, std = _zscore_stats(surrogate)
+                targets = np.concatenate([targets, (surrogate - mean) / std], axis=1)
+            proxy_y = torch.tensor(targets, dtype=torch.float32, device=device)
+        pretraining_loss = with_reconstruction(
+            score_and_columns_loss(make_loss("pairwise")),
+            1 + len(self.branches) * self._branch_outputs,
+            self.pretrain_flow_surrogate,
+        )
         loss_fn = make_loss(self.loss)
         self._models, losses = [], []
         reused, pretrain_s = 0, 0.0
@@ -592,14 +566,7 @@ class FusionPredictor(Predictor):
             for member in range(self.members):
                 member_seed = seed * 1000 + member
                 with seeded(member_seed, device):
-                    model = FusionNet(
-                        self.branches,
-                        shapes,
-                        self.dim,
-                        self.depth,
-                        self._branch_outputs,
-                        self.cell_attention,
-                    ).to(device)
+                    model = self._new_model(shapes).to(device)
                     if self._pretraining:
                         cached = self._cached_pretraining(unlabelled, member_seed)
                         if cached is not None and cached.exists():
@@ -698,6 +665,7 @@ class FusionPredictor(Predictor):
                 "dim",
                 "depth",
                 "cell_attention",
+                "cell_flow_passes",
                 "slot_layout",
                 "weight_decay",
             )
@@ -792,14 +760,7 @@ class FusionPredictor(Predictor):
         self._models = []
         for weights in state["weights"]:
             with seeded(0, torch.device("cpu")):
-                model = FusionNet(
-                    self.branches,
-                    self._meta["shapes"],
-                    self.dim,
-                    self.depth,
-                    self._branch_outputs,
-                    self.cell_attention,
-                )
+                model = self._new_model(self._meta["shapes"])
             model.load_state_dict(weights)
             self._models.append(model.to(device).eval())
         self._trees = state["trees"]
