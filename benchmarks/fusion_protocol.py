@@ -6,9 +6,11 @@ does, writing predictions, models and metrics into the run's results layout, so
 `parzc report` and the tables read them with the rest. Used for the fusion predictor's full
 protocol and ablation (docs/results.md), where re-running the DAG would redo every job.
 
-    python benchmarks/fusion_protocol.py RESULTS TARGET LABEL MODEL PARAMS_JSON SIZES SEEDS
+    python benchmarks/fusion_protocol.py RESULTS TARGET LABEL MODEL PARAMS_JSON SIZES SEEDS [DRAW]
 e.g. python benchmarks/fusion_protocol.py results/nb201_full cifar10 fusion fusion '{}' \
         78,156 0,1,2
+DRAW (default `networks`) names the run's training draw; `cells` reads its
+`train_draw: cells` splits (which the run must have made).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from parzc.training.run import train_and_predict
 def main() -> None:
     retain_freed_memory()  # as the train rule's job does
     results, target, label, model, params, sizes, seeds = sys.argv[1:8]
+    draw = sys.argv[8] if len(sys.argv) > 8 else "networks"
     layout = Layout(results)
     cache = Path(results) / "matrices-v2" / f"{target}.npz"  # the DAG's own may be older
     if not cache.exists():
@@ -56,7 +59,7 @@ def main() -> None:
                 label,
                 model,
                 json.loads(params),
-                layout.path("split", space="nb201", dataset=target, size=size, seed=seed),
+                split_path(layout, target, size, seed, draw),
                 seed,
                 predictions,
                 layout.path("model", **keys, seed=seed),
@@ -72,6 +75,13 @@ def main() -> None:
                 f"wall={time.perf_counter() - started:.1f}s",
                 flush=True,
             )
+
+
+def split_path(layout: Layout, target: str, size: int, seed: int, draw: str) -> str:
+    keys = {"space": "nb201", "dataset": target, "size": size, "seed": seed}
+    if draw == "networks":
+        return layout.path("split", **keys)
+    return layout.path("split_drawn", **keys, draw=draw)
 
 
 if __name__ == "__main__":

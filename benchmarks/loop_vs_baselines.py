@@ -13,7 +13,8 @@ accuracy at 20 / 50 / 100 labels (`--at`), mean ± std over the seeds (default 0
 - parzc: rounds of the ask / tell loop's `propose`, the loop predictor (`--loop-predictor`, a
   train/predictors entry of `--config`, params overridable with `--loop-params`) refitted on
   every label, a zero-label scorer (`--zero-label`) before the second label, the acquisition
-  `--acquisition`, `--batch` proposals per round after `--first-batches`;
+  `--acquisition`, `--batch` proposals per round after `--first-batches`, the first round
+  ranked by the mean rank of the `--ensemble` proxies;
 - random: random search over every cell;
 - evolution: regularised evolution, population 20, tournament 5 (`--population`,
   `--sample-size`), mutation = one operation changed, random initial population;
@@ -49,6 +50,7 @@ from threadpoolctl import threadpool_limits
 
 from parzc.config import load
 from parzc.dag import Plan
+from parzc.loop.ask import DEFAULT_ENSEMBLE
 from parzc.loop.simulate import METHODS, ground_truth, simulate
 from parzc.store import Store
 from parzc.store.matrix import FeatureMatrix
@@ -123,6 +125,7 @@ def method_params(args: argparse.Namespace, config: dict[str, Any]) -> dict[str,
             "model": entry["model"],
             "params": loop_params,
             "zero_label": args.zero_label,
+            "ensemble": args.ensemble,
             **rounds,
         },
         "bananas": rounds,
@@ -231,6 +234,12 @@ def main() -> None:
     parser.add_argument("--loop-predictor", default="fusion")
     parser.add_argument("--loop-params", default="{}", help="JSON merged into its params")
     parser.add_argument("--zero-label", default="ensemble", choices=["ensemble", "pretrained"])
+    parser.add_argument(
+        "--ensemble",
+        nargs="+",
+        default=DEFAULT_ENSEMBLE,
+        help="the proxies whose mean rank picks the first round (zero_label: ensemble)",
+    )
     parser.add_argument("--acquisition", default="diverse")
     parser.add_argument("--acquisition-params", default="{}", help='JSON, e.g. {"kappa": 1}')
     parser.add_argument("--batch", type=int, default=10)
