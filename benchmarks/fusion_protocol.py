@@ -2,7 +2,8 @@
 
 Loads (or assembles from the run's store) each target's feature matrix once and calls
 `parzc.training.run.train_and_predict` for every (size, seed), exactly as the `train` rule
-does, writing predictions, models and metrics into the run's results layout, so
+does, writing predictions, models and metrics (under every built-in protocol that applies) into the
+run's results layout, so
 `parzc report` and the tables read them with the rest. Used for the fusion predictor's full
 protocol and ablation (docs/results.md), where re-running the DAG would redo every job.
 
@@ -24,6 +25,7 @@ import polars as pl
 
 from parzc import stages
 from parzc.allocator import retain_freed_memory
+from parzc.evaluation.protocols import PROTOCOLS
 from parzc.layout import Layout
 from parzc.store import Store
 from parzc.store.matrix import FeatureMatrix
@@ -65,7 +67,7 @@ def main() -> None:
                 layout.path("model", **keys, seed=seed),
                 device="cpu",
             )
-            stages.evaluate(predictions, layout.path("metrics", **keys, seed=seed))
+            evaluate(predictions, layout.path("metrics", **keys, seed=seed))
             metrics = pl.read_parquet(layout.path("metrics", **keys, seed=seed))
             kendall = metrics.filter(pl.col("protocol") == "strict")["kendall"][0]
             print(
@@ -75,6 +77,11 @@ def main() -> None:
                 f"wall={time.perf_counter() - started:.1f}s",
                 flush=True,
             )
+
+
+def evaluate(predictions: str, metrics: str) -> None:
+    """Metrics under every built-in protocol that applies to the fit."""
+    stages.evaluate(predictions, metrics, {name: {} for name in PROTOCOLS})
 
 
 def split_path(layout: Layout, target: str, size: int, seed: int, draw: str) -> str:
