@@ -2,22 +2,24 @@
 
 Loads (or assembles from the run's store) each target's feature matrix once and calls
 `parzc.training.run.train_and_predict` for every (size, seed), exactly as the `train` rule
-does, writing predictions, models and metrics (under every built-in protocol that applies) into the
-run's results layout, so
-`parzc report` and the tables read them with the rest. Used for the fusion predictor's full
-protocol and ablation (docs/results.md), where re-running the DAG would redo every job.
+does, writing predictions, models and metrics (under every built-in protocol that applies)
+into the run's results layout, so `parzc report` and the tables read them with the rest. Used
+for the fusion predictor's full protocol and ablation (docs/results.md), where re-running the DAG
+would redo every job.
 
-    python benchmarks/fusion_protocol.py RESULTS TARGET LABEL MODEL PARAMS_JSON SIZES SEEDS [DRAW]
+    python benchmarks/fusion_protocol.py RESULTS TARGET LABEL MODEL PARAMS_JSON SIZES SEEDS \
+        [--draw cells] [--train-label val_mean]
 e.g. python benchmarks/fusion_protocol.py results/nb201_full cifar10 fusion fusion '{}' \
         78,156 0,1,2
-DRAW (default `networks`) names the run's training draw; `cells` reads its
-`train_draw: cells` splits (which the run must have made).
+`--draw` (default `networks`) names the run's training draw; `cells` reads its
+`train_draw: cells` splits (which the run must have made). `--train-label` is the training
+label (`parzc.evaluation.protocols.LABELS`, default `val`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -34,8 +36,13 @@ from parzc.training.run import train_and_predict
 
 def main() -> None:
     retain_freed_memory()  # as the train rule's job does
-    results, target, label, model, params, sizes, seeds = sys.argv[1:8]
-    draw = sys.argv[8] if len(sys.argv) > 8 else "networks"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name in ("results", "target", "label", "model", "params", "sizes", "seeds"):
+        parser.add_argument(name)
+    parser.add_argument("--draw", default="networks")
+    parser.add_argument("--train-label", default="val")
+    args = parser.parse_args()
+    results, target, label, model = args.results, args.target, args.label, args.model
     layout = Layout(results)
     cache = Path(results) / "matrices-v2" / f"{target}.npz"  # the DAG's own may be older
     if not cache.exists():
@@ -49,8 +56,8 @@ def main() -> None:
         )
         matrix.save(cache)
     data = FeatureMatrix.load(cache)
-    for size in map(int, sizes.split(",")):
-        for seed in map(int, seeds.split(",")):
+    for size in map(int, args.sizes.split(",")):
+        for seed in map(int, args.seeds.split(",")):
             keys = {"space": "nb201", "dataset": target, "predictor": label, "size": size}
             predictions = layout.path("predictions", **keys, seed=seed)
             if Path(predictions).exists():
@@ -60,18 +67,22 @@ def main() -> None:
                 data,
                 label,
                 model,
-                json.loads(params),
-                split_path(layout, target, size, seed, draw),
+                json.loads(args.params),
+                split_path(layout, target, size, seed, args.draw),
                 seed,
                 predictions,
                 layout.path("model", **keys, seed=seed),
                 device="cpu",
+                train_label=args.train_label,
             )
             evaluate(predictions, layout.path("metrics", **keys, seed=seed))
             metrics = pl.read_parquet(layout.path("metrics", **keys, seed=seed))
-            kendall = metrics.filter(pl.col("protocol") == "strict")["kendall"][0]
+            kendall = " ".join(
+                f"{protocol}={tau:.4f}"
+                for protocol, tau in metrics.select("protocol", "kendall").iter_rows()
+            )
             print(
-                f"{label} {target} n={size} seed={seed} kendall={kendall:.4f} "
+                f"{label} {target} n={size} seed={seed} kendall {kendall} "
                 f"fit={report['fit_seconds']:.1f}s "
                 f"pretrain={report.get('pretrain_seconds', 0):.1f}s "
                 f"wall={time.perf_counter() - started:.1f}s",
