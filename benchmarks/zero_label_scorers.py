@@ -29,7 +29,7 @@ from scipy import stats
 
 from parzc.config import load
 from parzc.dag import Plan
-from parzc.loop.acquisition import ACQUISITIONS
+from parzc.loop.acquisition import ACQUISITIONS, Candidates
 from parzc.loop.ask import ZERO_LABEL, LoopSettings
 from parzc.store import Store
 from parzc.store.matrix import FeatureMatrix
@@ -88,9 +88,8 @@ def main() -> None:
                 started = time.perf_counter()
                 score, spread = ZERO_LABEL.get(scorer)(data, settings, "cpu", cache)
                 seconds = time.perf_counter() - started
-                first, _ = ACQUISITIONS.get("greedy")(
-                    score, spread, data.onehot, data.network_ids, args.k
-                )
+                candidates = Candidates(score, spread, data.onehot, data.network_ids)
+                first, _ = ACQUISITIONS.get("greedy")(candidates, args.k)
                 rows.append(
                     {
                         "scorer": scorer,

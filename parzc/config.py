@@ -169,7 +169,9 @@ def _check_pretrain_proxies(config: dict[str, Any], predictor: Any, where: str) 
 
 def _check_loop(config: dict[str, Any]) -> None:
     """The loop's target, predictor, acquisition and zero-label scorer exist."""
-    from parzc.loop.acquisition import ACQUISITIONS
+    import numpy as np
+
+    from parzc.loop.acquisition import ACQUISITIONS, Candidates
     from parzc.loop.ask import ZERO_LABEL
 
     loop = config["loop"]
@@ -190,6 +192,11 @@ def _check_loop(config: dict[str, Any]) -> None:
                 f"config field loop/{field}: unknown {registry.kind} {loop[field]!r}; known: "
                 f"{', '.join(registry.names())}"
             )
+    nothing = Candidates(*(np.zeros(0) for _ in range(4)))
+    try:
+        ACQUISITIONS.get(loop["acquisition"])(nothing, 0, **loop["acquisition_params"])
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"config field loop/acquisition_params: {error}") from None
     if (
         loop["labels"] is None
         and "source" in entry

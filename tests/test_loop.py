@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from conftest import digits_config
 
 from parzc.config import ConfigError, validate
 from parzc.loop import Loop
-from parzc.loop.acquisition import ACQUISITIONS
+from parzc.loop.acquisition import ACQUISITIONS, Candidates
 from parzc.loop.ask import ZERO_LABEL, LoopSettings
 from parzc.loop.oracle import oracle_result
 from parzc.store.matrix import FeatureMatrix
@@ -92,15 +93,36 @@ def test_acquisitions_take_one_candidate_per_network_and_diverse_spreads_out():
     score = np.array([5.0, 4.9, 4.8, 1.0, 0.5])
     onehot = np.array([[1, 0, 1, 0], [1, 0, 0, 1], [1, 0, 1, 0], [0, 1, 0, 1], [0, 1, 1, 0]])
     networks = np.array([0, 1, 0, 3, 4])  # rows 0 and 2 are twins of one network
-    rows, value = ACQUISITIONS.get("greedy")(score, None, onehot, networks, 3)
+    candidates = Candidates(score, np.full(5, np.nan), onehot, networks)
+    rows, value = ACQUISITIONS.get("greedy")(candidates, 3)
     assert rows.tolist() == [0, 1, 3] and value.tolist() == [5.0, 4.9, 1.0]
-    rows, _ = ACQUISITIONS.get("diverse")(score, None, onehot, networks, 2, min_distance=2)
+    rows, _ = ACQUISITIONS.get("diverse")(candidates, 2, min_distance=2)
     assert rows.tolist() == [0, 3]  # row 1 is one edit (distance 2) from row 0
+    rows, _ = ACQUISITIONS.get("diverse")(candidates, 4, min_distance=2)
+    assert rows.tolist() == [0, 3, 1, 4]  # too few distant ones: filled greedily, twins skipped
     spread = np.array([0.0, 0.0, 0.0, 10.0, 0.0])
-    rows, value = ACQUISITIONS.get("ucb")(score, spread, onehot, networks, 1, kappa=1.0)
+    rows, value = ACQUISITIONS.get("ucb")(replace(candidates, uncertainty=spread), 1, kappa=1.0)
     assert rows.tolist() == [3] and value.tolist() == [11.0]
     with pytest.raises(ValueError, match="acquisition 'greedy' takes no parameter 'kappa'"):
-        ACQUISITIONS.get("greedy")(score, None, onehot, networks, 1, kappa=2.0)
+        ACQUISITIONS.get("greedy")(candidates, 1, kappa=2.0)
+
+
+def test_local_acquisition_searches_around_the_best_labels_first():
+    score = np.array([5.0, 4.9, 4.8, 1.0, 0.5])
+    onehot = np.array([[1, 0, 1, 0], [1, 0, 0, 1], [1, 0, 1, 0], [0, 1, 0, 1], [0, 1, 1, 0]])
+    networks = np.array([0, 1, 0, 3, 4])
+    labelled = np.array([[0, 1, 1, 1], [1, 0, 1, 1]])  # best label first
+    candidates = Candidates(score, np.full(5, np.nan), onehot, networks, labelled)
+    rows, value = ACQUISITIONS.get("local")(candidates, 2, anchors=1, radius=1)
+    assert rows.tolist() == [3, 4] and value.tolist() == [1.0, 0.5]  # the best label's neighbours
+    rows, _ = ACQUISITIONS.get("local")(candidates, 3, anchors=2, radius=1)
+    assert rows.tolist() == [0, 1, 3]  # both anchors' neighbourhoods, by score
+    rows, _ = ACQUISITIONS.get("local")(candidates, 4, anchors=1, radius=1)
+    assert rows.tolist() == [3, 4, 0, 1]  # neighbourhood ran out: the rest greedily
+    rows, _ = ACQUISITIONS.get("local")(replace(candidates, labelled=np.zeros((0, 4))), 2)
+    assert rows.tolist() == [0, 1]  # before any label: greedy
+    with pytest.raises(ValueError, match="anchors >= 1 and radius >= 1"):
+        ACQUISITIONS.get("local")(candidates, 1, anchors=0)
 
 
 def test_oracle_answers_validation_accuracy_from_the_benchmark():
@@ -119,6 +141,10 @@ def test_loop_config_errors_name_the_field(tmp_path):
         validate(loop_config(tmp_path, predictor="fusion"))
     with pytest.raises(ConfigError, match="loop/acquisition: unknown acquisition 'thompson'"):
         validate(loop_config(tmp_path, acquisition="thompson"))
+    with pytest.raises(
+        ConfigError, match="loop/acquisition_params: .*'local' takes no parameter 'kappa'"
+    ):
+        validate(loop_config(tmp_path, acquisition="local", acquisition_params={"kappa": 1}))
     with pytest.raises(ConfigError, match="loop: digits/mnist is not a configured target"):
         validate(loop_config(tmp_path, dataset="mnist"))
 

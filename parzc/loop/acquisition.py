@@ -1,13 +1,17 @@
 """Acquisition functions: which k candidates a round proposes, given scores and uncertainties.
 
-Each is registered in ACQUISITIONS and maps (score, uncertainty, one-hot codes, network ids,
-k, params) to the chosen rows (best first) and each row's acquisition value:
+Each is registered in ACQUISITIONS and maps the round's open `Candidates`, k and its params to
+the chosen rows (best first) and each row's acquisition value:
 
 greedy   the k best scores;
 ucb      the k best score + kappa * uncertainty (uncertainty 0 where the predictor has none);
 diverse  greedy, but a candidate within `min_distance` one-hot positions of one already chosen
          (NB201: one operation changed = 2) is passed over, so a round does not spend its labels
-         on near-duplicates.
+         on near-duplicates;
+local    greedy among the neighbours of the best labelled candidates: those within `radius`
+         one-hot positions of one of the `anchors` best labels (BANANAS' mutation-based
+         acquisition); the rest of the round, if the neighbourhoods run out, greedy over all.
+         Before any label it is greedy.
 
 Every acquisition takes at most one candidate per network: twin encodings of one network are
 one training.
@@ -16,11 +20,26 @@ one training.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from parzc.registry import Registry
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A round's open candidates (one row each) and the labelled ones an acquisition may read.
+
+    `labelled` holds the one-hot codes of the labelled candidates, best label first."""
+
+    score: np.ndarray
+    uncertainty: np.ndarray
+    onehot: np.ndarray
+    networks: np.ndarray
+    labelled: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
 
 Acquisition = Callable[..., tuple[np.ndarray, np.ndarray]]
 ACQUISITIONS: Registry[Acquisition] = Registry("acquisition")
@@ -31,9 +50,10 @@ def _best_first(value: np.ndarray) -> np.ndarray:
     return np.argsort(-value, kind="stable")
 
 
-def _take(order: np.ndarray, networks: np.ndarray, k: int, accept=None) -> np.ndarray:
-    chosen: list[int] = []
-    seen: set[int] = set()
+def _take(order: np.ndarray, networks: np.ndarray, k: int, accept=None, chosen=()) -> np.ndarray:
+    """Up to k rows of `order` after `chosen`, one per network, each passing `accept`."""
+    chosen = [int(row) for row in chosen]
+    seen = {int(networks[row]) for row in chosen}
     for row in order:
         if len(chosen) == k:
             break
@@ -45,25 +65,31 @@ def _take(order: np.ndarray, networks: np.ndarray, k: int, accept=None) -> np.nd
     return np.asarray(chosen, dtype=np.int64)
 
 
+def _distances(codes: np.ndarray, to: np.ndarray) -> np.ndarray:
+    """L1 distance (one-hot positions) of every row of `codes` to every row of `to`."""
+    codes = np.asarray(codes, dtype=np.float32)
+    return np.abs(codes[:, None, :] - np.asarray(to, dtype=np.float32)[None, :, :]).sum(axis=2)
+
+
 @ACQUISITIONS.register("greedy")
-def greedy(score, uncertainty, onehot, networks, k: int, **params: Any):
+def greedy(candidates: Candidates, k: int, **params: Any):
     _no_params("greedy", params)
-    rows = _take(_best_first(score), networks, k)
-    return rows, score[rows]
+    rows = _take(_best_first(candidates.score), candidates.networks, k)
+    return rows, candidates.score[rows]
 
 
 @ACQUISITIONS.register("ucb")
-def upper_confidence(score, uncertainty, onehot, networks, k: int, kappa: float = 1.0, **params):
+def upper_confidence(candidates: Candidates, k: int, kappa: float = 1.0, **params: Any):
     _no_params("ucb", params)
-    value = score + kappa * np.nan_to_num(uncertainty, nan=0.0)
-    rows = _take(_best_first(value), networks, k)
+    value = candidates.score + kappa * np.nan_to_num(candidates.uncertainty, nan=0.0)
+    rows = _take(_best_first(value), candidates.networks, k)
     return rows, value[rows]
 
 
 @ACQUISITIONS.register("diverse")
-def diverse(score, uncertainty, onehot, networks, k: int, min_distance: int = 2, **params):
+def diverse(candidates: Candidates, k: int, min_distance: int = 2, **params: Any):
     _no_params("diverse", params)
-    codes = np.asarray(onehot, dtype=np.float32)
+    codes = np.asarray(candidates.onehot, dtype=np.float32)
 
     def far_enough(row: int, chosen: list[int]) -> bool:
         if not chosen:
@@ -71,13 +97,27 @@ def diverse(score, uncertainty, onehot, networks, k: int, min_distance: int = 2,
         distance = np.abs(codes[chosen] - codes[row]).sum(axis=1)
         return bool(distance.min() > min_distance)
 
-    rows = _take(_best_first(score), networks, k, far_enough)
+    order = _best_first(candidates.score)
+    rows = _take(order, candidates.networks, k, far_enough)
     if len(rows) < k:  # too few distant candidates left: fill greedily
-        rest = np.setdiff1d(_best_first(score), rows, assume_unique=True)
-        extra = _take(rest[np.argsort(-score[rest], kind="stable")], networks, k - len(rows))
-        extra = extra[~np.isin(networks[extra], networks[rows])]
-        rows = np.concatenate([rows, extra])[:k]
-    return rows, score[rows]
+        rows = _take(order, candidates.networks, k, chosen=rows)
+    return rows, candidates.score[rows]
+
+
+@ACQUISITIONS.register("local")
+def local(candidates: Candidates, k: int, anchors: int = 3, radius: int = 2, **params: Any):
+    _no_params("local", params)
+    if anchors < 1 or radius < 1:
+        raise ValueError(
+            f"acquisition 'local' needs anchors >= 1 and radius >= 1: {anchors}, {radius}"
+        )
+    order = _best_first(candidates.score)
+    rows = np.zeros(0, dtype=np.int64)
+    if len(candidates.labelled) and len(order):
+        near = _distances(candidates.onehot, candidates.labelled[:anchors]).min(axis=1) <= radius
+        rows = _take(order[near[order]], candidates.networks, k)
+    rows = _take(order, candidates.networks, k, chosen=rows)  # neighbourhoods ran out: greedy
+    return rows, candidates.score[rows]
 
 
 def _no_params(name: str, params: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from parzc.loop.acquisition import ACQUISITIONS
+from parzc.loop.acquisition import ACQUISITIONS, Candidates
 from parzc.registry import Registry
 from parzc.spaces import get_space
 from parzc.store.matrix import FeatureMatrix
@@ -129,13 +129,18 @@ def propose(
     taken = excluded | {int(a) for a in data.arch_ids[np.isfinite(data.val_acc)]}
     busy = np.isin(data.network_ids, data.network_ids[np.isin(data.arch_ids, list(taken))])
     open_rows = np.flatnonzero(~busy)
+    onehot = data.onehot if data.onehot is not None else np.zeros((len(data), 0))
+    labelled = np.flatnonzero(np.isfinite(data.val_acc))
+    labelled = labelled[np.argsort(-data.val_acc[labelled], kind="stable")]
+    candidates = Candidates(
+        score=score[open_rows],
+        uncertainty=spread[open_rows],
+        onehot=onehot[open_rows],
+        networks=data.network_ids[open_rows],
+        labelled=onehot[labelled],
+    )
     chosen, value = ACQUISITIONS.get(settings.acquisition)(
-        score[open_rows],
-        spread[open_rows],
-        data.onehot[open_rows] if data.onehot is not None else np.zeros((len(open_rows), 0)),
-        data.network_ids[open_rows],
-        k,
-        **settings.acquisition_params,
+        candidates, k, **settings.acquisition_params
     )
     rows = open_rows[chosen]
     near, distance = nearest_labelled(data, rows)
