@@ -131,10 +131,12 @@ class FlowPass(nn.Module):
 
     def forward(self, tokens: Tensor, adjacency: Tensor, levels: Tensor) -> Tensor:
         incoming = adjacency.float().transpose(1, 2)  # [b, j, i]: i feeds j
+        node_levels = levels.flatten()
         for level in range(1, int(levels.max()) + 1):
-            message = incoming @ tokens
-            updated = self.cell(message.flatten(0, 1), tokens.flatten(0, 1)).view_as(tokens)
-            tokens = torch.where((levels == level).unsqueeze(-1), updated, tokens)
+            rows = torch.nonzero(node_levels == level).squeeze(1)  # the GRU runs on these only
+            flat = tokens.flatten(0, 1)
+            message = (incoming @ tokens).flatten(0, 1)[rows]
+            tokens = flat.index_copy(0, rows, self.cell(message, flat[rows])).view_as(tokens)
         return tokens
 
 
