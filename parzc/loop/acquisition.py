@@ -65,7 +65,7 @@ def _take(order: np.ndarray, networks: np.ndarray, k: int, accept=None, chosen=(
     return np.asarray(chosen, dtype=np.int64)
 
 
-def _distances(codes: np.ndarray, to: np.ndarray) -> np.ndarray:
+def onehot_distances(codes: np.ndarray, to: np.ndarray) -> np.ndarray:
     """L1 distance (one-hot positions) of every row of `codes` to every row of `to`."""
     codes = np.asarray(codes, dtype=np.float32)
     return np.abs(codes[:, None, :] - np.asarray(to, dtype=np.float32)[None, :, :]).sum(axis=2)
@@ -89,13 +89,12 @@ def upper_confidence(candidates: Candidates, k: int, kappa: float = 1.0, **param
 @ACQUISITIONS.register("diverse")
 def diverse(candidates: Candidates, k: int, min_distance: int = 2, **params: Any):
     _no_params("diverse", params)
-    codes = np.asarray(candidates.onehot, dtype=np.float32)
+    codes = candidates.onehot
 
     def far_enough(row: int, chosen: list[int]) -> bool:
-        if not chosen:
-            return True
-        distance = np.abs(codes[chosen] - codes[row]).sum(axis=1)
-        return bool(distance.min() > min_distance)
+        return not chosen or bool(
+            onehot_distances(codes[[row]], codes[chosen]).min() > min_distance
+        )
 
     order = _best_first(candidates.score)
     rows = _take(order, candidates.networks, k, far_enough)
@@ -114,7 +113,9 @@ def local(candidates: Candidates, k: int, anchors: int = 3, radius: int = 2, **p
     order = _best_first(candidates.score)
     rows = np.zeros(0, dtype=np.int64)
     if len(candidates.labelled) and len(order):
-        near = _distances(candidates.onehot, candidates.labelled[:anchors]).min(axis=1) <= radius
+        near = (
+            onehot_distances(candidates.onehot, candidates.labelled[:anchors]).min(axis=1) <= radius
+        )
         rows = _take(order[near[order]], candidates.networks, k)
     rows = _take(order, candidates.networks, k, chosen=rows)  # neighbourhoods ran out: greedy
     return rows, candidates.score[rows]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from parzc.loop.acquisition import ACQUISITIONS, Candidates
+from parzc.loop.acquisition import ACQUISITIONS, Candidates, onehot_distances
 from parzc.registry import Registry
 from parzc.spaces import get_space
 from parzc.store.matrix import FeatureMatrix
@@ -93,8 +93,7 @@ def nearest_labelled(data: FeatureMatrix, rows: np.ndarray) -> tuple[np.ndarray,
     labelled = np.flatnonzero(np.isfinite(data.val_acc))
     if not len(labelled) or data.onehot is None:
         return np.full(len(rows), -1), np.full(len(rows), np.nan)
-    codes = np.asarray(data.onehot, dtype=np.float32)
-    distance = np.abs(codes[rows][:, None, :] - codes[labelled][None, :, :]).sum(axis=2)
+    distance = onehot_distances(data.onehot[rows], data.onehot[labelled])
     order = np.lexsort((-data.val_acc[labelled][None, :].repeat(len(rows), 0), distance), axis=1)
     best = order[:, 0]
     return labelled[best], distance[np.arange(len(rows)), best]
