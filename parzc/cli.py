@@ -268,6 +268,8 @@ def _cmd_store_check(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from parzc.evaluation.protocols import PROTOCOLS
+    from parzc.loop.acquisition import ACQUISITIONS
+    from parzc.loop.ask import ZERO_LABEL
     from parzc.predictors import PREDICTORS
     from parzc.predictors.cell_encoder import CELL_ATTENTION
     from parzc.predictors.fusion import BRANCHES
@@ -283,6 +285,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("fusion branches:", ", ".join(BRANCHES.names()))
     print("fusion cell attention:", ", ".join(CELL_ATTENTION.names()))
     print("search strategies:", ", ".join(STRATEGIES.names()))
+    print("loop acquisitions:", ", ".join(ACQUISITIONS.names()))
+    print("loop zero-label scorers:", ", ".join(ZERO_LABEL.names()))
     for name in PROTOCOLS:
         p = PROTOCOLS.get(name)
         print(
@@ -430,7 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_own_space_commands(sub)
 
-    p = sub.add_parser("list", help="list search spaces, proxies, predictors and strategies")
+    p = sub.add_parser(
+        "list",
+        help="list search spaces, proxies, predictors, strategies, loop acquisitions and protocols",
+    )
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("config", help="validate a config (schema, names, predictor parameters)")
