@@ -128,10 +128,11 @@ def test_flow_surrogate_tells_cells_apart_by_their_flow():
     )
 
 
-def test_parzc_list_names_the_fusion_options(capsys):
+def test_parzc_list_names_the_fusion_and_loop_options(capsys):
     from parzc.cli import main
 
     assert main(["list"]) == 0
     printed = capsys.readouterr().out
     assert "fusion cell attention: flow, hops, links, siblings" in printed
     assert "fusion branches: aggregates, cell, slots" in printed
+    assert "loop acquisitions: diverse, greedy, local, ucb" in printed

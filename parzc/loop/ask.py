@@ -115,7 +115,9 @@ def propose(
     accuracies are ignored.
     """
     data = overlay_labels(data, labels)
-    n_labels = int(np.isfinite(data.val_acc).sum())
+    labelled = np.flatnonzero(np.isfinite(data.val_acc))
+    labelled = labelled[np.argsort(-data.val_acc[labelled], kind="stable")]  # best label first
+    n_labels = len(labelled)
     if n_labels >= 2:
         predictor, _ = fit_labelled(
             data, settings.model, settings.params, settings.seed, device, pretrained
@@ -125,12 +127,10 @@ def propose(
     else:
         score, spread = ZERO_LABEL.get(settings.zero_label)(data, settings, device, pretrained)
         scorer = f"zero-label:{settings.zero_label}"
-    taken = excluded | {int(a) for a in data.arch_ids[np.isfinite(data.val_acc)]}
+    taken = excluded | {int(a) for a in data.arch_ids[labelled]}
     busy = np.isin(data.network_ids, data.network_ids[np.isin(data.arch_ids, list(taken))])
     open_rows = np.flatnonzero(~busy)
     onehot = data.onehot if data.onehot is not None else np.zeros((len(data), 0))
-    labelled = np.flatnonzero(np.isfinite(data.val_acc))
-    labelled = labelled[np.argsort(-data.val_acc[labelled], kind="stable")]
     candidates = Candidates(
         score=score[open_rows],
         uncertainty=spread[open_rows],
