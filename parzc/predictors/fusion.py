@@ -31,11 +31,12 @@ members' MC samples.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -314,6 +315,10 @@ class FusionPredictor(Predictor):
     its neighbours: the networks of the nearest operation encodings of each of its cells,
     averaged over its cells (NB201: one operation changed; `parzc.neighbours`), a label-free
     prior that accuracy changes little under one edit.
+    `self_training` > 0 fine-tunes every member a second time, from its pretrained weights, on
+    the labels plus, with this weight, the ranking of the first round's final pool scores (members
+    and trees blended, smoothed): pseudo-labels that carry the trees' and the neighbours' view
+    of every unlabelled network into the encoder.
     `slot_layout: packed` is the ablation of aligned slots: each arch's present layers are
     packed to the front in module order (position k = the k-th layer), as MABN sees them.
     `cell_attention` (a `CELL_ATTENTION` name) and `cell_flow_passes` shape the cell encoder
@@ -348,6 +353,7 @@ class FusionPredictor(Predictor):
     members: int = 1
     tree_weight: float = 0.0
     neighbour_smoothing: float = 0.0
+    self_training: float = 0.0
     slot_layout: str = "aligned"
     mc_samples: int = 1
     eval_seed: int = 0
@@ -382,6 +388,8 @@ class FusionPredictor(Predictor):
                 "fusion: finetune_pretraining_weight must be >= 0, got "
                 f"{self.finetune_pretraining_weight}"
             )
+        if self.self_training < 0:
+            raise ValueError(f"fusion: self_training must be >= 0, got {self.self_training}")
         if not 0.0 <= self.tree_weight <= 1.0:
             raise ValueError(f"fusion: tree_weight must lie in [0, 1], got {self.tree_weight}")
         if not 0.0 <= self.neighbour_smoothing < 1.0:
@@ -492,11 +500,11 @@ class FusionPredictor(Predictor):
         loss_fn: Callable[[Tensor, Tensor], Tensor],
         seed: int,
         forward: Callable[[dict[str, tuple[Tensor, ...]]], Tensor] | None = None,
-        auxiliary: AuxiliaryTask | None = None,
+        auxiliary: tuple[AuxiliaryTask, ...] = (),
     ) -> float:
-        """Train `model` (through `forward`, default the model itself) on `target`, plus
-        `auxiliary`'s weighted loss on one of its random minibatches per step; returns the last
-        batch's loss."""
+        """Train `model` (through `forward`, default the model itself) on `target`, plus each
+        `auxiliary` task's weighted loss on one of its random minibatches per step; returns the
+        last batch's loss."""
         forward = forward or model
         gen = torch.Generator().manual_seed(seed)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=self.weight_decay)
@@ -507,7 +515,7 @@ class FusionPredictor(Predictor):
             for idx in _minibatches(target.shape[0], batch_size, gen):
                 idx = idx.to(target.device)
                 loss = loss_fn(forward(_rows(inputs, idx)), target[idx])
-                total = loss if auxiliary is None else loss + auxiliary.loss(gen)
+                total = loss + sum(task.loss(gen) for task in auxiliary)
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 opt.step()
@@ -561,6 +569,7 @@ class FusionPredictor(Predictor):
         )
         loss_fn = make_loss(self.loss)
         self._models, losses = [], []
+        initial: list[tuple[nn.Module, tuple[AuxiliaryTask, ...], dict[str, Tensor]]] = []
         reused, pretrain_s = 0, 0.0
         with cpu_threads(self.num_threads):
             for member in range(self.members):
@@ -595,19 +604,23 @@ class FusionPredictor(Predictor):
                                     "seconds": spent,
                                 }
                                 write_atomic(cached, lambda tmp, sv=saved: torch.save(sv, tmp))
-                auxiliary = None
+                auxiliary: tuple[AuxiliaryTask, ...] = ()
                 if self._pretraining and self.finetune_pretraining_weight > 0:
-                    auxiliary = AuxiliaryTask(
-                        pool_in,
-                        proxy_y,
-                        model.pretraining_outputs,
-                        pretraining_loss,
-                        self.finetune_pretraining_weight,
-                        self.pretrain_batch_size,
+                    auxiliary = (
+                        AuxiliaryTask(
+                            pool_in,
+                            proxy_y,
+                            model.pretraining_outputs,
+                            pretraining_loss,
+                            self.finetune_pretraining_weight,
+                            self.pretrain_batch_size,
+                        ),
                     )
                 if not labelled:
                     self._models.append(model)
                     continue
+                if self.self_training > 0:
+                    initial.append((model, auxiliary, copy.deepcopy(model.state_dict())))
                 with seeded(member_seed + 1, device):  # the same whether pretraining was reused
                     losses.append(
                         self._train_stage(
@@ -623,21 +636,38 @@ class FusionPredictor(Predictor):
                         )
                     )
                 self._models.append(model)
-        if self.tree_weight > 0 and labelled:
-            self._trees = GBDTPredictor(use_onehot=train.onehot is not None)
-            self._trees.fit(train, seed=seed)
-        # every member's scores are z-scored over the pool before they are averaged
-        pool_scores = [samples.mean(axis=0) for samples in self._mc_scores(pool_in)]
-        if self._trees is not None:
-            pool_scores.append(self._trees.predict(unlabelled)[0])
-        self._meta["scales"] = [(float(s.mean()), float(s.std()) or 1.0) for s in pool_scores]
-        if self.neighbour_smoothing > 0:
-            nets = self._standardised(pool_scores[: self.members])
-            trees = pool_scores[-1] if self._trees is not None else None
-            pool_ids, pool_score = unlabelled.network_ids.copy(), self._blend(nets, trees)
-            # the pool networks' means, once: predicting the pool needs no neighbour search
-            pool_means = neighbour_means(unlabelled.space, pool_ids, pool_ids, pool_score)
-            self._meta["neighbour_pool"] = (pool_ids, pool_score, pool_means)
+            if self.tree_weight > 0 and labelled:
+                self._trees = GBDTPredictor(use_onehot=train.onehot is not None)
+                self._trees.fit(train, seed=seed)
+            teacher = self._summarise_pool(pool_in, unlabelled)
+            if initial:  # a second round, taught by the first round's pool scores
+                pseudo_y = torch.tensor(rank_target(teacher), dtype=torch.float32, device=device)
+                losses = []
+                for member, (model, auxiliary, state) in enumerate(initial):
+                    model.load_state_dict(state)
+                    teaching = AuxiliaryTask(
+                        pool_in,
+                        pseudo_y,
+                        model,
+                        make_loss("pairwise"),
+                        self.self_training,
+                        self.pretrain_batch_size,
+                    )
+                    with seeded(seed * 1000 + 500 + member, device):
+                        losses.append(
+                            self._train_stage(
+                                model,
+                                train_in,
+                                y,
+                                epochs=self.epochs,
+                                batch_size=self.batch_size,
+                                lr=self.lr,
+                                loss_fn=loss_fn,
+                                seed=seed * 1000 + 500 + member,
+                                auxiliary=(*auxiliary, teaching),
+                            )
+                        )
+                self._summarise_pool(pool_in, unlabelled)
         return {
             "epochs": self.epochs,
             "pretrain_epochs": self.pretrain_epochs if self._pretraining else 0,
@@ -651,6 +681,27 @@ class FusionPredictor(Predictor):
             "device": str(device),
             "seed": seed,
         }
+
+    def _summarise_pool(
+        self, pool_in: dict[str, tuple[Tensor, ...]], pool: FeatureMatrix
+    ) -> np.ndarray:
+        """Record the fitted models' pool scales (every member's and the trees' scores are
+        z-scored over the pool before they are blended) and, with smoothing, the pool networks'
+        blended scores and neighbour means; returns the pool's final (smoothed) scores."""
+        pool_scores = [samples.mean(axis=0) for samples in self._mc_scores(pool_in)]
+        if self._trees is not None:
+            pool_scores.append(self._trees.predict(pool)[0])
+        self._meta["scales"] = [(float(s.mean()), float(s.std()) or 1.0) for s in pool_scores]
+        nets = self._standardised(pool_scores[: len(self._models)])
+        trees = pool_scores[-1] if self._trees is not None else None
+        pool_score = self._blend(nets, trees)
+        if self.neighbour_smoothing == 0:
+            return pool_score
+        pool_ids = pool.network_ids.copy()
+        # the pool networks' means, once: predicting the pool needs no neighbour search
+        pool_means = neighbour_means(pool.space, pool_ids, pool_ids, pool_score)
+        self._meta["neighbour_pool"] = (pool_ids, pool_score, pool_means)
+        return smoothed(pool_score, pool_means, self.neighbour_smoothing)
 
     def _cached_pretraining(self, pool: FeatureMatrix, seed: int) -> Path | None:
         """Where the pretrained weights of this pool, seed and settings are kept (None: no
@@ -710,6 +761,23 @@ class FusionPredictor(Predictor):
         spread = np.concatenate(nets, axis=0)
         uncertainty = spread.std(axis=0) if spread.shape[0] > 1 else None
         return score.astype(np.float64), uncertainty
+
+    def reweighted(
+        self, pool: FeatureMatrix, *, tree_weight: float, neighbour_smoothing: float
+    ) -> FusionPredictor:
+        """This fitted model with other blend weights, without refitting: the members and trees
+        are shared, the pool's blended scores and neighbour means recomputed over `pool` (the
+        fit's). A tree weight above 0 needs a model fitted with trees."""
+        if not self._models:
+            raise NotFittedError("fusion: call fit() or load() before reweighted()")
+        if tree_weight > 0 and self._trees is None:
+            raise ValueError("fusion: this model was fitted without trees (tree_weight 0)")
+        other = replace(self, tree_weight=tree_weight, neighbour_smoothing=neighbour_smoothing)
+        other._models, other._trees = self._models, self._trees
+        other._meta = {k: v for k, v in self._meta.items() if k != "neighbour_pool"}
+        device = next(self._models[0].parameters()).device
+        other._summarise_pool(other._inputs(pool, device), pool)
+        return other
 
     def _neighbour_means(self, data: FeatureMatrix) -> np.ndarray:
         """Each row's neighbour mean: looked up for pool networks, searched for the others."""

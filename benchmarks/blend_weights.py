@@ -1,0 +1,81 @@
+"""Re-score saved fusion fits at other tree and smoothing weights, without refitting.
+
+A fusion fit's members and trees do not depend on `tree_weight` or `neighbour_smoothing`: only
+the blend does. For every (size, seed) fit of LABEL in a full-NB201 run (as
+`benchmarks/fusion_protocol.py` or the DAG wrote them), this reloads the model, re-blends it at
+each weight pair (`FusionPredictor.reweighted`) and scores the new predictions under every
+built-in protocol that applies, exactly as the run's metrics are computed. Prints one line per
+(protocol, size, tree weight, smoothing): Kendall mean ± std over the seeds. The weights are
+then chosen on the same held-out networks they are scored on, so the table is a sensitivity
+analysis, not a held-out result (docs/results.md).
+
+    python benchmarks/blend_weights.py RESULTS TARGET LABEL SIZES SEEDS \
+        [--tree-weights 0,0.25,0.5,0.75] [--smoothing 0,0.2,0.4,0.6] [--protocols strict]
+e.g. python benchmarks/blend_weights.py results/nb201_full cifar10 fx_flowhops_m3_smooth \
+        78,156 0,1,2,3,4
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+
+import numpy as np
+import polars as pl
+
+from parzc.evaluation.predictions import evaluate_predictions
+from parzc.evaluation.protocols import PROTOCOLS
+from parzc.layout import Layout
+from parzc.predictors.base import Predictor
+from parzc.store.matrix import FeatureMatrix
+
+
+def floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name in ("results", "target", "label", "sizes", "seeds"):
+        parser.add_argument(name)
+    parser.add_argument("--tree-weights", type=floats, default=[0.0, 0.25, 0.5, 0.75])
+    parser.add_argument("--smoothing", type=floats, default=[0.0, 0.2, 0.4, 0.6])
+    parser.add_argument("--protocols", default=",".join(PROTOCOLS.names()))
+    args = parser.parse_args()
+    protocols = {name: PROTOCOLS.get(name) for name in args.protocols.split(",")}
+    layout = Layout(args.results)
+    data = FeatureMatrix.load(f"{args.results}/matrices-v2/{args.target}.npz")
+    networks = data.subset(data.arch_ids == data.network_ids)
+    pool = networks.unlabelled()  # the pool train_and_predict fits with
+    for size in map(int, args.sizes.split(",")):
+        kendall: dict[tuple[str, float, float], list[float]] = defaultdict(list)
+        for seed in map(int, args.seeds.split(",")):
+            keys = {"space": "nb201", "dataset": args.target, "predictor": args.label}
+            keys |= {"size": size, "seed": seed}
+            fitted = Predictor.load(layout.path("model", **keys))
+            frame = pl.read_parquet(layout.path("predictions", **keys))
+            rows = networks.subset(np.isin(networks.network_ids, frame["network_id"].to_numpy()))
+            for tree_weight in args.tree_weights:
+                for smoothing in args.smoothing:
+                    model = fitted.reweighted(
+                        pool, tree_weight=tree_weight, neighbour_smoothing=smoothing
+                    )
+                    scores = model.predict(rows)[0]
+                    score = dict(zip(rows.network_ids.tolist(), scores, strict=True))
+                    rescored = frame.with_columns(
+                        score=pl.col("network_id").replace_strict(score, return_dtype=pl.Float64)
+                    )
+                    for row in evaluate_predictions(rescored, protocols).iter_rows(named=True):
+                        kendall[row["protocol"], tree_weight, smoothing].append(row["kendall"])
+        for (protocol, tree_weight, smoothing), taus in sorted(kendall.items()):
+            spread = np.std(taus, ddof=1) if len(taus) > 1 else 0.0  # as the run's tables
+            print(
+                f"{args.label} {args.target} {protocol} n={size} tree_weight={tree_weight} "
+                f"smoothing={smoothing}: {np.mean(taus):.4f} ± {spread:.4f} "
+                f"({len(taus)} seeds)",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
