@@ -526,6 +526,29 @@ class FusionPredictor(Predictor):
             raise TrainingDiverged(f"fusion: training diverged (loss {final})")
         return final
 
+    def _fine_tune(
+        self,
+        model: nn.Module,
+        inputs: dict[str, tuple[Tensor, ...]],
+        target: Tensor,
+        loss_fn: Callable[[Tensor, Tensor], Tensor],
+        seed: int,
+        auxiliary: tuple[AuxiliaryTask, ...],
+    ) -> float:
+        """Fine-tune `model` on the labels (`epochs`, `batch_size`, `lr`), seeded by `seed`."""
+        with seeded(seed, target.device):
+            return self._train_stage(
+                model,
+                inputs,
+                target,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                lr=self.lr,
+                loss_fn=loss_fn,
+                seed=seed,
+                auxiliary=auxiliary,
+            )
+
     def fit(
         self, train: FeatureMatrix, seed: int, pool: FeatureMatrix | None = None
     ) -> dict[str, Any]:
@@ -621,20 +644,10 @@ class FusionPredictor(Predictor):
                     continue
                 if self.self_training > 0:
                     initial.append((model, auxiliary, copy.deepcopy(model.state_dict())))
-                with seeded(member_seed + 1, device):  # the same whether pretraining was reused
-                    losses.append(
-                        self._train_stage(
-                            model,
-                            train_in,
-                            y,
-                            epochs=self.epochs,
-                            batch_size=self.batch_size,
-                            lr=self.lr,
-                            loss_fn=loss_fn,
-                            seed=member_seed + 1,
-                            auxiliary=auxiliary,
-                        )
-                    )
+                # seeded the same whether pretraining was reused
+                losses.append(
+                    self._fine_tune(model, train_in, y, loss_fn, member_seed + 1, auxiliary)
+                )
                 self._models.append(model)
             if self.tree_weight > 0 and labelled:
                 self._trees = GBDTPredictor(use_onehot=train.onehot is not None)
@@ -653,20 +666,9 @@ class FusionPredictor(Predictor):
                         self.self_training,
                         self.pretrain_batch_size,
                     )
-                    with seeded(seed * 1000 + 500 + member, device):
-                        losses.append(
-                            self._train_stage(
-                                model,
-                                train_in,
-                                y,
-                                epochs=self.epochs,
-                                batch_size=self.batch_size,
-                                lr=self.lr,
-                                loss_fn=loss_fn,
-                                seed=seed * 1000 + 500 + member,
-                                auxiliary=(*auxiliary, teaching),
-                            )
-                        )
+                    second_seed = seed * 1000 + 500 + member
+                    tasks = (*auxiliary, teaching)
+                    losses.append(self._fine_tune(model, train_in, y, loss_fn, second_seed, tasks))
                 self._summarise_pool(pool_in, unlabelled)
         return {
             "epochs": self.epochs,
