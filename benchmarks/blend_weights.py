@@ -5,12 +5,15 @@ the blend does. For every (size, seed) fit of LABEL in a full-NB201 run (as
 `benchmarks/fusion_protocol.py` or the DAG wrote them), this reloads the model, re-blends it at
 each weight pair (`FusionPredictor.reweighted`) and scores the new predictions under every
 built-in protocol that applies, exactly as the run's metrics are computed. Prints one line per
-(protocol, size, tree weight, smoothing): Kendall mean ± std over the seeds. The weights are
-then chosen on the same held-out networks they are scored on, so the table is a sensitivity
-analysis, not a held-out result (docs/results.md).
+(protocol, size, tree weight, smoothing): Kendall mean ± std over the seeds. Weights picked from
+this table are chosen on the same held-out networks they are scored on: a sensitivity analysis,
+not a held-out result (docs/results.md). With `--write`, every re-blended fit is also written
+into the run's layout as the fit `LABEL_twT_smS` (T, S: the weights in hundredths), predictions
+and metrics, so `benchmarks/selection_labels.py` can choose among them on a protocol's granted
+selection labels.
 
     python benchmarks/blend_weights.py RESULTS TARGET LABEL SIZES SEEDS \
-        [--tree-weights 0,0.25,0.5,0.75] [--smoothing 0,0.2,0.4,0.6] [--protocols strict]
+        [--tree-weights 0,0.25,0.5,0.75] [--smoothing 0,0.2,0.4,0.6] [--protocols strict] [--write]
 e.g. python benchmarks/blend_weights.py results/nb201_full cifar10 fx_flowhops_m3_smooth \
         78,156 0,1,2,3,4
 """
@@ -18,13 +21,17 @@ e.g. python benchmarks/blend_weights.py results/nb201_full cifar10 fx_flowhops_m
 from __future__ import annotations
 
 import argparse
+import json
 from collections import defaultdict
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
+from parzc import stages
 from parzc.evaluation.predictions import evaluate_predictions
 from parzc.evaluation.protocols import PROTOCOLS
+from parzc.io import write_parquet
 from parzc.layout import Layout
 from parzc.predictors.base import Predictor
 from parzc.store.matrix import FeatureMatrix
@@ -41,6 +48,7 @@ def main() -> None:
     parser.add_argument("--tree-weights", type=floats, default=[0.0, 0.25, 0.5, 0.75])
     parser.add_argument("--smoothing", type=floats, default=[0.0, 0.2, 0.4, 0.6])
     parser.add_argument("--protocols", default=",".join(PROTOCOLS.names()))
+    parser.add_argument("--write", action="store_true", help="write each re-blended fit")
     args = parser.parse_args()
     protocols = {name: PROTOCOLS.get(name) for name in args.protocols.split(",")}
     layout = Layout(args.results)
@@ -67,6 +75,8 @@ def main() -> None:
                     )
                     for row in evaluate_predictions(rescored, protocols).iter_rows(named=True):
                         kendall[row["protocol"], tree_weight, smoothing].append(row["kendall"])
+                    if args.write:
+                        write_fit(layout, keys, rescored, tree_weight, smoothing)
         for (protocol, tree_weight, smoothing), taus in sorted(kendall.items()):
             spread = np.std(taus, ddof=1) if len(taus) > 1 else 0.0  # as the run's tables
             print(
@@ -75,6 +85,24 @@ def main() -> None:
                 f"({len(taus)} seeds)",
                 flush=True,
             )
+
+
+def write_fit(
+    layout: Layout, keys: dict, rescored: pl.DataFrame, tree_weight: float, smoothing: float
+) -> None:
+    """The re-blended fit as `LABEL_twT_smS`: predictions (the fit's metadata, its params with
+    the new weights) and metrics under every built-in protocol."""
+    source = layout.path("predictions", **keys)
+    metadata = {k.decode(): v.decode() for k, v in pq.read_schema(source).metadata.items()}
+    params = json.loads(metadata["params"])
+    params |= {"tree_weight": tree_weight, "neighbour_smoothing": smoothing}
+    metadata["params"] = json.dumps(params, sort_keys=True)
+    name = f"{keys['predictor']}_tw{round(tree_weight * 100)}_sm{round(smoothing * 100)}"
+    target = {**keys, "predictor": name}
+    predictions = layout.path("predictions", **target)
+    write_parquet(rescored.with_columns(predictor=pl.lit(name)).to_arrow(), predictions, metadata)
+    metrics = layout.path("metrics", **target)
+    stages.evaluate(predictions, metrics, {protocol: {} for protocol in PROTOCOLS.names()})
 
 
 if __name__ == "__main__":
