@@ -228,34 +228,6 @@ def test_reweighting_a_fit_equals_fitting_with_the_other_weights(mini_matrix):
         no_trees.reweighted(pool, tree_weight=0.5, neighbour_smoothing=0.0)
 
 
-def test_self_training_teaches_the_members_the_first_rounds_pool_scores(mini_matrix, monkeypatch):
-    """With self_training the members are fine-tuned a second time on the labels plus the
-    ranking of the first round's pool scores: given a first round that ranks the pool against
-    the labels, the second round's members rank it more like that round than the first did."""
-    from scipy.stats import kendalltau
-
-    from parzc.predictors.fusion import FusionPredictor
-
-    pool, proxies = mini_matrix.unlabelled(), FAST["pretrain_proxies"]
-    train = mini_matrix.subset(np.arange(6))
-    train.val_acc = proxy_ensemble_rank(train, proxies)
-    teacher = -proxy_ensemble_rank(pool, proxies)  # what the first round is made to say
-    summarise = FusionPredictor._summarise_pool
-
-    def contrary_first_round(self, pool_in, pool):
-        summarise(self, pool_in, pool)
-        return teacher
-
-    monkeypatch.setattr(FusionPredictor, "_summarise_pool", contrary_first_round)
-    params = {**FAST, "pretrain_epochs": 20, "epochs": 80, "pretrain_lr": 3e-3, "lr": 3e-3}
-    agreement = {}
-    for weight in (0.0, 5.0):
-        model = create_predictor("fusion", **params, self_training=weight)
-        model.fit(train, seed=0, pool=pool)
-        agreement[weight] = kendalltau(model.predict(pool)[0], teacher).statistic
-    assert agreement[0.0] < 0 < 0.5 < agreement[5.0], agreement
-
-
 def test_branch_heads_learn_each_proxy_from_one_branch(mini_matrix):
     """With pretrain_branch_heads every branch has a head of one output per pretrain proxy, and
     pretraining fits them: each branch alone ranks the pool by its proxies."""
@@ -348,7 +320,6 @@ def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
         ({"members": 0}, "members"),
         ({"finetune_pretraining_weight": -0.5}, "finetune_pretraining_weight"),
         ({"neighbour_smoothing": 1.0}, "neighbour_smoothing"),
-        ({"self_training": -1.0}, "self_training"),
         ({"pretrain_proxies": ["net:zen"]}, "net:zen"),
         ({"pretrain_flow_surrogate": -1.0}, "pretrain_flow_surrogate"),
         ({"pretrain_flow_surrogate": 1.0, "branches": ["aggregates"]}, "needs the 'cell' branch"),

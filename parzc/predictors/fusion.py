@@ -31,7 +31,6 @@ members' MC samples.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import time
@@ -315,10 +314,6 @@ class FusionPredictor(Predictor):
     its neighbours: the networks of the nearest operation encodings of each of its cells,
     averaged over its cells (NB201: one operation changed; `parzc.neighbours`), a label-free
     prior that accuracy changes little under one edit.
-    `self_training` > 0 fine-tunes every member a second time, from its pretrained weights, on
-    the labels plus, with this weight, the ranking of the first round's final pool scores (members
-    and trees blended, smoothed): pseudo-labels that carry the trees' and the neighbours' view
-    of every unlabelled network into the encoder.
     `slot_layout: packed` is the ablation of aligned slots: each arch's present layers are
     packed to the front in module order (position k = the k-th layer), as MABN sees them.
     `cell_attention` (a `CELL_ATTENTION` name) and `cell_flow_passes` shape the cell encoder
@@ -353,7 +348,6 @@ class FusionPredictor(Predictor):
     members: int = 1
     tree_weight: float = 0.0
     neighbour_smoothing: float = 0.0
-    self_training: float = 0.0
     slot_layout: str = "aligned"
     mc_samples: int = 1
     eval_seed: int = 0
@@ -388,8 +382,6 @@ class FusionPredictor(Predictor):
                 "fusion: finetune_pretraining_weight must be >= 0, got "
                 f"{self.finetune_pretraining_weight}"
             )
-        if self.self_training < 0:
-            raise ValueError(f"fusion: self_training must be >= 0, got {self.self_training}")
         if not 0.0 <= self.tree_weight <= 1.0:
             raise ValueError(f"fusion: tree_weight must lie in [0, 1], got {self.tree_weight}")
         if not 0.0 <= self.neighbour_smoothing < 1.0:
@@ -500,11 +492,11 @@ class FusionPredictor(Predictor):
         loss_fn: Callable[[Tensor, Tensor], Tensor],
         seed: int,
         forward: Callable[[dict[str, tuple[Tensor, ...]]], Tensor] | None = None,
-        auxiliary: tuple[AuxiliaryTask, ...] = (),
+        auxiliary: AuxiliaryTask | None = None,
     ) -> float:
-        """Train `model` (through `forward`, default the model itself) on `target`, plus each
-        `auxiliary` task's weighted loss on one of its random minibatches per step; returns the
-        last batch's loss."""
+        """Train `model` (through `forward`, default the model itself) on `target`, plus
+        `auxiliary`'s weighted loss on one of its random minibatches per step; returns the last
+        batch's loss."""
         forward = forward or model
         gen = torch.Generator().manual_seed(seed)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=self.weight_decay)
@@ -515,7 +507,7 @@ class FusionPredictor(Predictor):
             for idx in _minibatches(target.shape[0], batch_size, gen):
                 idx = idx.to(target.device)
                 loss = loss_fn(forward(_rows(inputs, idx)), target[idx])
-                total = loss + sum(task.loss(gen) for task in auxiliary)
+                total = loss if auxiliary is None else loss + auxiliary.loss(gen)
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 opt.step()
@@ -525,29 +517,6 @@ class FusionPredictor(Predictor):
         if not np.isfinite(final):
             raise TrainingDiverged(f"fusion: training diverged (loss {final})")
         return final
-
-    def _fine_tune(
-        self,
-        model: nn.Module,
-        inputs: dict[str, tuple[Tensor, ...]],
-        target: Tensor,
-        loss_fn: Callable[[Tensor, Tensor], Tensor],
-        seed: int,
-        auxiliary: tuple[AuxiliaryTask, ...],
-    ) -> float:
-        """Fine-tune `model` on the labels (`epochs`, `batch_size`, `lr`), seeded by `seed`."""
-        with seeded(seed, target.device):
-            return self._train_stage(
-                model,
-                inputs,
-                target,
-                epochs=self.epochs,
-                batch_size=self.batch_size,
-                lr=self.lr,
-                loss_fn=loss_fn,
-                seed=seed,
-                auxiliary=auxiliary,
-            )
 
     def fit(
         self, train: FeatureMatrix, seed: int, pool: FeatureMatrix | None = None
@@ -592,7 +561,6 @@ class FusionPredictor(Predictor):
         )
         loss_fn = make_loss(self.loss)
         self._models, losses = [], []
-        initial: list[tuple[nn.Module, tuple[AuxiliaryTask, ...], dict[str, Tensor]]] = []
         reused, pretrain_s = 0, 0.0
         with cpu_threads(self.num_threads):
             for member in range(self.members):
@@ -627,49 +595,38 @@ class FusionPredictor(Predictor):
                                     "seconds": spent,
                                 }
                                 write_atomic(cached, lambda tmp, sv=saved: torch.save(sv, tmp))
-                auxiliary: tuple[AuxiliaryTask, ...] = ()
+                auxiliary = None
                 if self._pretraining and self.finetune_pretraining_weight > 0:
-                    auxiliary = (
-                        AuxiliaryTask(
-                            pool_in,
-                            proxy_y,
-                            model.pretraining_outputs,
-                            pretraining_loss,
-                            self.finetune_pretraining_weight,
-                            self.pretrain_batch_size,
-                        ),
+                    auxiliary = AuxiliaryTask(
+                        pool_in,
+                        proxy_y,
+                        model.pretraining_outputs,
+                        pretraining_loss,
+                        self.finetune_pretraining_weight,
+                        self.pretrain_batch_size,
                     )
                 if not labelled:
                     self._models.append(model)
                     continue
-                if self.self_training > 0:
-                    initial.append((model, auxiliary, copy.deepcopy(model.state_dict())))
-                # seeded the same whether pretraining was reused
-                losses.append(
-                    self._fine_tune(model, train_in, y, loss_fn, member_seed + 1, auxiliary)
-                )
-                self._models.append(model)
-            if self.tree_weight > 0 and labelled:
-                self._trees = GBDTPredictor(use_onehot=train.onehot is not None)
-                self._trees.fit(train, seed=seed)
-            teacher = self._summarise_pool(pool_in, unlabelled)
-            if initial:  # a second round, taught by the first round's pool scores
-                pseudo_y = torch.tensor(rank_target(teacher), dtype=torch.float32, device=device)
-                losses = []
-                for member, (model, auxiliary, state) in enumerate(initial):
-                    model.load_state_dict(state)
-                    teaching = AuxiliaryTask(
-                        pool_in,
-                        pseudo_y,
-                        model,
-                        make_loss("pairwise"),
-                        self.self_training,
-                        self.pretrain_batch_size,
+                with seeded(member_seed + 1, device):  # the same whether pretraining was reused
+                    losses.append(
+                        self._train_stage(
+                            model,
+                            train_in,
+                            y,
+                            epochs=self.epochs,
+                            batch_size=self.batch_size,
+                            lr=self.lr,
+                            loss_fn=loss_fn,
+                            seed=member_seed + 1,
+                            auxiliary=auxiliary,
+                        )
                     )
-                    second_seed = seed * 1000 + 500 + member
-                    tasks = (*auxiliary, teaching)
-                    losses.append(self._fine_tune(model, train_in, y, loss_fn, second_seed, tasks))
-                self._summarise_pool(pool_in, unlabelled)
+                self._models.append(model)
+        if self.tree_weight > 0 and labelled:
+            self._trees = GBDTPredictor(use_onehot=train.onehot is not None)
+            self._trees.fit(train, seed=seed)
+        self._summarise_pool(pool_in, unlabelled)
         return {
             "epochs": self.epochs,
             "pretrain_epochs": self.pretrain_epochs if self._pretraining else 0,
@@ -684,26 +641,21 @@ class FusionPredictor(Predictor):
             "seed": seed,
         }
 
-    def _summarise_pool(
-        self, pool_in: dict[str, tuple[Tensor, ...]], pool: FeatureMatrix
-    ) -> np.ndarray:
+    def _summarise_pool(self, pool_in: dict[str, tuple[Tensor, ...]], pool: FeatureMatrix) -> None:
         """Record the fitted models' pool scales (every member's and the trees' scores are
         z-scored over the pool before they are blended) and, with smoothing, the pool networks'
-        blended scores and neighbour means; returns the pool's final (smoothed) scores."""
+        blended scores and their neighbour means."""
         pool_scores = [samples.mean(axis=0) for samples in self._mc_scores(pool_in)]
         if self._trees is not None:
             pool_scores.append(self._trees.predict(pool)[0])
         self._meta["scales"] = [(float(s.mean()), float(s.std()) or 1.0) for s in pool_scores]
-        nets = self._standardised(pool_scores[: len(self._models)])
-        trees = pool_scores[-1] if self._trees is not None else None
-        pool_score = self._blend(nets, trees)
-        if self.neighbour_smoothing == 0:
-            return pool_score
-        pool_ids = pool.network_ids.copy()
-        # the pool networks' means, once: predicting the pool needs no neighbour search
-        pool_means = neighbour_means(pool.space, pool_ids, pool_ids, pool_score)
-        self._meta["neighbour_pool"] = (pool_ids, pool_score, pool_means)
-        return smoothed(pool_score, pool_means, self.neighbour_smoothing)
+        if self.neighbour_smoothing > 0:
+            nets = self._standardised(pool_scores[: len(self._models)])
+            trees = pool_scores[-1] if self._trees is not None else None
+            pool_ids, pool_score = pool.network_ids.copy(), self._blend(nets, trees)
+            # the pool networks' means, once: predicting the pool needs no neighbour search
+            pool_means = neighbour_means(pool.space, pool_ids, pool_ids, pool_score)
+            self._meta["neighbour_pool"] = (pool_ids, pool_score, pool_means)
 
     def _cached_pretraining(self, pool: FeatureMatrix, seed: int) -> Path | None:
         """Where the pretrained weights of this pool, seed and settings are kept (None: no
