@@ -28,7 +28,6 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from parzc import stages
 from parzc.evaluation.predictions import evaluate_predictions
 from parzc.evaluation.protocols import PROTOCOLS
 from parzc.io import write_parquet
@@ -51,6 +50,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="write each re-blended fit")
     args = parser.parse_args()
     protocols = {name: PROTOCOLS.get(name) for name in args.protocols.split(",")}
+    every = {name: PROTOCOLS.get(name) for name in PROTOCOLS.names()}
     layout = Layout(args.results)
     data = FeatureMatrix.load(f"{args.results}/matrices-v2/{args.target}.npz")
     networks = data.subset(data.arch_ids == data.network_ids)
@@ -61,7 +61,9 @@ def main() -> None:
             keys = {"space": "nb201", "dataset": args.target, "predictor": args.label}
             keys |= {"size": size, "seed": seed}
             fitted = Predictor.load(layout.path("model", **keys))
-            frame = pl.read_parquet(layout.path("predictions", **keys))
+            source = layout.path("predictions", **keys)
+            frame = pl.read_parquet(source)
+            metadata = {k.decode(): v.decode() for k, v in pq.read_schema(source).metadata.items()}
             rows = networks.subset(np.isin(networks.network_ids, frame["network_id"].to_numpy()))
             for tree_weight in args.tree_weights:
                 for smoothing in args.smoothing:
@@ -70,13 +72,25 @@ def main() -> None:
                     )
                     scores = model.predict(rows)[0]
                     score = dict(zip(rows.network_ids.tolist(), scores, strict=True))
+                    name = f"{args.label}_tw{round(tree_weight * 100)}_sm{round(smoothing * 100)}"
                     rescored = frame.with_columns(
-                        score=pl.col("network_id").replace_strict(score, return_dtype=pl.Float64)
+                        score=pl.col("network_id").replace_strict(score, return_dtype=pl.Float64),
+                        predictor=pl.lit(name),
                     )
-                    for row in evaluate_predictions(rescored, protocols).iter_rows(named=True):
+                    # written fits carry every built-in protocol's metrics, as the run's do
+                    metrics = evaluate_predictions(rescored, every if args.write else protocols)
+                    for row in metrics.filter(pl.col("protocol").is_in(list(protocols))).iter_rows(
+                        named=True
+                    ):
                         kendall[row["protocol"], tree_weight, smoothing].append(row["kendall"])
                     if args.write:
-                        write_fit(layout, keys, rescored, tree_weight, smoothing)
+                        params = json.loads(metadata["params"])
+                        params |= {"tree_weight": tree_weight, "neighbour_smoothing": smoothing}
+                        written = {**metadata, "params": json.dumps(params, sort_keys=True)}
+                        target = {**keys, "predictor": name}
+                        predictions = layout.path("predictions", **target)
+                        write_parquet(rescored.to_arrow(), predictions, written)
+                        write_parquet(metrics.to_arrow(), layout.path("metrics", **target))
         for (protocol, tree_weight, smoothing), taus in sorted(kendall.items()):
             spread = np.std(taus, ddof=1) if len(taus) > 1 else 0.0  # as the run's tables
             print(
@@ -85,24 +99,6 @@ def main() -> None:
                 f"({len(taus)} seeds)",
                 flush=True,
             )
-
-
-def write_fit(
-    layout: Layout, keys: dict, rescored: pl.DataFrame, tree_weight: float, smoothing: float
-) -> None:
-    """The re-blended fit as `LABEL_twT_smS`: predictions (the fit's metadata, its params with
-    the new weights) and metrics under every built-in protocol."""
-    source = layout.path("predictions", **keys)
-    metadata = {k.decode(): v.decode() for k, v in pq.read_schema(source).metadata.items()}
-    params = json.loads(metadata["params"])
-    params |= {"tree_weight": tree_weight, "neighbour_smoothing": smoothing}
-    metadata["params"] = json.dumps(params, sort_keys=True)
-    name = f"{keys['predictor']}_tw{round(tree_weight * 100)}_sm{round(smoothing * 100)}"
-    target = {**keys, "predictor": name}
-    predictions = layout.path("predictions", **target)
-    write_parquet(rescored.with_columns(predictor=pl.lit(name)).to_arrow(), predictions, metadata)
-    metrics = layout.path("metrics", **target)
-    stages.evaluate(predictions, metrics, {protocol: {} for protocol in PROTOCOLS.names()})
 
 
 if __name__ == "__main__":
