@@ -5,7 +5,8 @@ import pytest
 
 from parzc.neighbours import neighbour_means
 from parzc.predictors import create_predictor
-from parzc.predictors.fusion import packed_slots, proxy_ensemble_rank, rank_target
+from parzc.predictors.fusion import packed_slots, proxy_ensemble_rank
+from parzc.predictors.targets import rank_target
 from parzc.registry import UnknownNameError
 from parzc.spaces import get_space
 from parzc.store import Store
@@ -228,6 +229,18 @@ def test_reweighting_a_fit_equals_fitting_with_the_other_weights(mini_matrix):
         no_trees.reweighted(pool, tree_weight=0.5, neighbour_smoothing=0.0)
 
 
+def test_fusion_trees_regress_the_tree_target(mini_matrix):
+    """The blended trees are the gbdt predictor with `target: tree_target` on the same labels."""
+    train, pool = mini_matrix.subset(np.arange(6)), mini_matrix.unlabelled()
+    model = create_predictor("fusion", **FAST, tree_weight=0.5, tree_target="rank")
+    model.fit(train, seed=0, pool=pool)
+    reference = create_predictor("gbdt", use_onehot=True, target="rank")
+    reference.fit(train, seed=0)
+    trees = model._trees.predict(mini_matrix)[0]
+    np.testing.assert_array_equal(trees, reference.predict(mini_matrix)[0])
+    assert trees.max() <= 1.0  # ranks in [0, 1], not accuracies
+
+
 def test_branch_heads_learn_each_proxy_from_one_branch(mini_matrix):
     """With pretrain_branch_heads every branch has a head of one output per pretrain proxy, and
     pretraining fits them: each branch alone ranks the pool by its proxies."""
@@ -314,6 +327,7 @@ def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
         ({"branches": ["cell", "mixer"]}, "branch"),
         ({"branches": []}, "at least one"),
         ({"target": "log"}, "target transform"),
+        ({"tree_target": "log"}, "target transform 'log'"),
         ({"slot_layout": "sorted"}, "slot layout"),
         ({"cell_attention": "global"}, "cell attention"),
         ({"tree_weight": 1.5}, "tree_weight"),

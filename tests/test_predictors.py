@@ -292,6 +292,24 @@ def test_gbdt_onehot_alone_ignores_the_proxies():
         create_predictor("gbdt", use_proxies=False)
 
 
+def test_gbdt_rank_target_sees_only_the_order_of_the_labels():
+    data = make_features(n=120, seed=5, onehot=True)
+    data.val_acc = np.log(data.aggregates[:, 0]) + np.random.default_rng(1).normal(0, 0.1, 120)
+    train, test = data.subset(np.arange(90)), data.subset(np.arange(90, 120))
+    stretched = dataclasses.replace(train, val_acc=np.exp(train.val_acc))  # same order
+
+    def scores(matrix: FeatureMatrix, target: str) -> np.ndarray:
+        model = create_predictor("gbdt", max_iter=50, use_onehot=True, target=target)
+        model.fit(matrix, seed=0)
+        return model.predict(test)[0]
+
+    np.testing.assert_array_equal(scores(train, "rank"), scores(stretched, "rank"))
+    assert not np.allclose(scores(train, "accuracy"), scores(stretched, "accuracy"))
+    assert rank_metrics(scores(train, "rank"), test.val_acc)["kendall"] > 0.4
+    with pytest.raises(UnknownNameError, match="unknown target transform 'order'"):
+        create_predictor("gbdt", target="order")
+
+
 def test_single_proxy_returns_the_column():
     data = make_features(n=10)
     model = create_predictor("single_proxy", proxy="net:nwot")

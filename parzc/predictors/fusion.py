@@ -41,7 +41,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 from torch import Tensor, nn
 
 from parzc.device import resolve_device
@@ -58,13 +57,13 @@ from parzc.predictors.cell_encoder import CELL_ATTENTION, MAX_HOPS, GraphEncoder
 from parzc.predictors.flow_surrogate import SURROGATE_DIM, flow_surrogate
 from parzc.predictors.losses import LossSpec, make_loss
 from parzc.predictors.mabn import MABN, BayesianLinear
+from parzc.predictors.targets import TARGETS, rank_target
 from parzc.predictors.torch_base import cpu_threads, seeded, signed_log
 from parzc.predictors.trees import GBDTPredictor
 from parzc.registry import Registry
 from parzc.store.matrix import FeatureMatrix
 
 BRANCHES: Registry[Callable[..., nn.Module]] = Registry("branch")
-TARGETS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("target transform")
 SLOT_LAYOUTS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("slot layout")
 
 SLOT_LAYOUTS.register("aligned")(lambda slots: slots)
@@ -78,19 +77,6 @@ def packed_slots(slots: np.ndarray) -> np.ndarray:
     packed = np.take_along_axis(slots, order[:, None, :], axis=2)
     keep = np.take_along_axis(present, order, axis=1)
     return np.where(keep[:, None, :], packed, np.nan)
-
-
-@TARGETS.register("zscore")
-def zscore_target(acc: np.ndarray) -> np.ndarray:
-    """(acc - mean) / std: DiffKendall's scale is then dominated by the few broken cells."""
-    std = acc.std()
-    return (acc - acc.mean()) / (std if std > 0 else 1.0)
-
-
-@TARGETS.register("rank")
-def rank_target(acc: np.ndarray) -> np.ndarray:
-    """Ranks scaled to [0, 1] (ties averaged): every pair weighs by its rank gap only."""
-    return (rankdata(acc) - 1) / max(len(acc) - 1, 1)
 
 
 def proxy_ensemble_rank(data: FeatureMatrix, proxies: list[str]) -> np.ndarray:
@@ -310,6 +296,8 @@ class FusionPredictor(Predictor):
     `finetune_pretraining_weight` > 0 keeps pretraining's loss, on a random pool minibatch per
     step and with this weight, while fine-tuning on the labels, so a few labels adjust the
     pretrained ranking instead of overwriting it.
+    `tree_target` (a `parzc.predictors.targets.TARGETS` name) is what the trees regress:
+    `rank` helps where labels are few (docs/results.md).
     `neighbour_smoothing` > 0 mixes each score, with this weight, with the mean pool score of
     its neighbours: the networks of the nearest operation encodings of each of its cells,
     averaged over its cells (NB201: one operation changed; `parzc.neighbours`), a label-free
@@ -347,6 +335,7 @@ class FusionPredictor(Predictor):
     target: str = "rank"
     members: int = 1
     tree_weight: float = 0.0
+    tree_target: str = "accuracy"
     neighbour_smoothing: float = 0.0
     slot_layout: str = "aligned"
     mc_samples: int = 1
@@ -365,6 +354,7 @@ class FusionPredictor(Predictor):
         for name in self.branches:
             BRANCHES.get(name)
         TARGETS.get(self.target)
+        TARGETS.get(self.tree_target)
         CELL_ATTENTION.get(self.cell_attention)
         SLOT_LAYOUTS.get(self.slot_layout)
         make_loss(self.loss)
@@ -624,7 +614,9 @@ class FusionPredictor(Predictor):
                     )
                 self._models.append(model)
         if self.tree_weight > 0 and labelled:
-            self._trees = GBDTPredictor(use_onehot=train.onehot is not None)
+            self._trees = GBDTPredictor(
+                use_onehot=train.onehot is not None, target=self.tree_target
+            )
             self._trees.fit(train, seed=seed)
         self._summarise_pool(pool_in, unlabelled)
         return {
