@@ -11,9 +11,10 @@ would redo every job.
         [--draw cells] [--train-label val_mean]
 e.g. python benchmarks/fusion_protocol.py results/nb201_full cifar10 fusion fusion '{}' \
         78,156 0,1,2
-`--draw` (default `networks`) names the run's training draw; `cells` reads its
-`train_draw: cells` splits (which the run must have made). `--train-label` is the training
-label (`parzc.evaluation.protocols.LABELS`, default `val`).
+`--draw` (default `networks`) names the training draw (`parzc.training.splits.SPLIT_DRAWS`); a
+split the run has not made (e.g. `cells` at a size its config draws by networks only) is drawn as
+its `make_split` rule would, from the run's networks with the same seed. `--train-label` is the
+training label (`parzc.evaluation.protocols.LABELS`, default `val`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from parzc.layout import Layout
 from parzc.store import Store
 from parzc.store.matrix import FeatureMatrix
 from parzc.training.run import train_and_predict
+from parzc.training.splits import split_path
 
 
 def main() -> None:
@@ -63,12 +65,16 @@ def main() -> None:
             if Path(predictions).exists():
                 continue
             started = time.perf_counter()
+            split = split_path(layout, "nb201", target, size, seed, args.draw)
+            if not Path(split).exists():
+                networks = data.arch_ids[data.arch_ids == data.network_ids]
+                stages.split(networks, size, seed, split, "nb201", target, draw=args.draw)
             report = train_and_predict(
                 data,
                 label,
                 model,
                 json.loads(args.params),
-                split_path(layout, target, size, seed, args.draw),
+                split,
                 seed,
                 predictions,
                 layout.path("model", **keys, seed=seed),
@@ -93,13 +99,6 @@ def main() -> None:
 def evaluate(predictions: str, metrics: str) -> None:
     """Metrics under every built-in protocol that applies to the fit."""
     stages.evaluate(predictions, metrics, {name: {} for name in PROTOCOLS})
-
-
-def split_path(layout: Layout, target: str, size: int, seed: int, draw: str) -> str:
-    keys = {"space": "nb201", "dataset": target, "size": size, "seed": seed}
-    if draw == "networks":
-        return layout.path("split", **keys)
-    return layout.path("split_drawn", **keys, draw=draw)
 
 
 if __name__ == "__main__":
