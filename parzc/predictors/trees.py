@@ -24,7 +24,7 @@ class GBDTPredictor(Predictor):
 
     `target` (a `TARGETS` name) transforms the training accuracies: `rank` regresses their
     order, so a few broken networks do not dominate the squared error (NB201 CIFAR-10, 78
-    labels: Kendall 0.733 against 0.674; docs/results.md).
+    labels: Kendall 0.736 against 0.675; docs/results.md).
 
     NaN aggregates (failed proxies) are handled natively by the trees. `min_samples_leaf` is 5,
     not sklearn's 20: with 78 training archs 20 leaves the trees a handful of splits (one-hot-only
