@@ -5,7 +5,8 @@ import pytest
 
 from parzc.neighbours import neighbour_means
 from parzc.predictors import create_predictor
-from parzc.predictors.fusion import packed_slots, proxy_ensemble_rank
+from parzc.predictors.fusion import packed_slots
+from parzc.predictors.proxy_ensembles import proxy_ensemble
 from parzc.predictors.targets import rank_target
 from parzc.registry import UnknownNameError
 from parzc.spaces import get_space
@@ -138,10 +139,10 @@ def test_unlabelled_pool_hides_the_accuracies(mini_matrix):
 # --- targets and pretraining target ---------------------------------------------------------
 
 
-def test_rank_target_and_proxy_ensemble_rank(mini_matrix):
+def test_rank_target_and_proxy_ensemble(mini_matrix):
     assert rank_target(np.array([10.0, 90.0, 50.0])).tolist() == [0.0, 1.0, 0.5]
     nwot = mini_matrix.aggregates[:, mini_matrix.aggregate_names.index("net:nwot")]
-    ranks = proxy_ensemble_rank(mini_matrix, ["net:nwot"])
+    ranks = proxy_ensemble(mini_matrix, ["net:nwot"])
     assert np.array_equal(np.argsort(ranks), np.argsort(nwot))
 
 
@@ -256,7 +257,7 @@ def test_branch_heads_learn_each_proxy_from_one_branch(mini_matrix):
     with torch.no_grad():
         outputs = net.pretraining_outputs(model._inputs(pool, torch.device("cpu"))).numpy()
     assert outputs.shape == (len(pool), 1 + 3 * 3)
-    params_rank = proxy_ensemble_rank(pool, ["net:params"])
+    params_rank = proxy_ensemble(pool, ["net:params"])
     aggregates_head = outputs[:, 1 + 2 * 3 + 2]  # the aggregates branch's net:params output
     assert kendalltau(aggregates_head, params_rank).statistic > 0.8
     plain = create_predictor("fusion", **params)
@@ -293,14 +294,14 @@ def test_finetuning_can_keep_the_pretraining_objective(mini_matrix):
 
     pool, proxies = mini_matrix.unlabelled(), FAST["pretrain_proxies"]
     train = mini_matrix.subset(np.arange(6))
-    train.val_acc = -proxy_ensemble_rank(train, proxies)  # labels against the ensemble
+    train.val_acc = -proxy_ensemble(train, proxies)  # labels against the ensemble
     params = {**FAST, "pretrain_epochs": 40, "epochs": 80, "pretrain_lr": 3e-3, "lr": 3e-3}
     agreement = {}
     for weight in (0.0, 1.0):
         model = create_predictor("fusion", **params, finetune_pretraining_weight=weight)
         model.fit(train, seed=0, pool=pool)
         score = model.predict(pool)[0]
-        agreement[weight] = kendalltau(score, proxy_ensemble_rank(pool, proxies)).statistic
+        agreement[weight] = kendalltau(score, proxy_ensemble(pool, proxies)).statistic
     assert agreement[1.0] > agreement[0.0] + 0.2, agreement
 
 
@@ -319,6 +320,12 @@ def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
     # another seed is another key
     other = create_predictor("fusion", **FAST, pretrain_cache=str(tmp_path))
     assert other.fit(train, seed=2, pool=pool)["pretrained_reused"] == 0
+    # the default aggregation named keeps the key; another aggregation is another key
+    for aggregation, reused in (("mean_rank", 1), ("log_rank", 0)):
+        named = create_predictor(
+            "fusion", **FAST, pretrain_cache=str(tmp_path), pretrain_aggregation=aggregation
+        )
+        assert named.fit(train, seed=1, pool=pool)["pretrained_reused"] == reused
 
 
 @pytest.mark.parametrize(
@@ -335,6 +342,7 @@ def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
         ({"finetune_pretraining_weight": -0.5}, "finetune_pretraining_weight"),
         ({"neighbour_smoothing": 1.0}, "neighbour_smoothing"),
         ({"pretrain_proxies": ["net:zen"]}, "net:zen"),
+        ({"pretrain_aggregation": "median"}, "proxy aggregation 'median'"),
         ({"pretrain_flow_surrogate": -1.0}, "pretrain_flow_surrogate"),
         ({"pretrain_flow_surrogate": 1.0, "branches": ["aggregates"]}, "needs the 'cell' branch"),
     ],

@@ -47,7 +47,7 @@ class LoopSettings:
 @ZERO_LABEL.register("ensemble")
 def ensemble_scores(data, settings, device, pretrained):
     """The mean rank of the ensemble's proxies (those the store holds)."""
-    from parzc.predictors.fusion import proxy_ensemble_rank
+    from parzc.predictors.proxy_ensembles import proxy_ensemble
 
     proxies = [p for p in settings.ensemble if p in data.aggregate_names]
     if not proxies:
@@ -55,7 +55,7 @@ def ensemble_scores(data, settings, device, pretrained):
             f"none of the ensemble's proxies {list(settings.ensemble)} are in the store "
             f"(aggregates: {', '.join(data.aggregate_names)})"
         )
-    return proxy_ensemble_rank(data, proxies), np.full(len(data), np.nan)
+    return proxy_ensemble(data, proxies), np.full(len(data), np.nan)
 
 
 @ZERO_LABEL.register("pretrained")

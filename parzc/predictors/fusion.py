@@ -19,7 +19,8 @@ and lets each branch be ablated alone.
 
 Training has two stages:
 1. `pretrain` (zero label cost): on the unlabelled pool (every extracted architecture), learn
-   the ranking of a proxy ensemble, the mean rank of `pretrain_proxies` (and, with
+   the ranking of a proxy ensemble, the ranks of `pretrain_proxies` combined by
+   `pretrain_aggregation` (`parzc.predictors.proxy_ensembles`; and, with
    `pretrain_branch_heads`, each proxy's rank from every branch alone; with
    `pretrain_flow_surrogate`, FGP's flow surrogate from the cell embedding);
 2. fine-tune on the labelled architectures with `loss` on `target`-transformed accuracies.
@@ -57,11 +58,16 @@ from parzc.predictors.cell_encoder import CELL_ATTENTION, MAX_HOPS, GraphEncoder
 from parzc.predictors.flow_surrogate import SURROGATE_DIM, flow_surrogate
 from parzc.predictors.losses import LossSpec, make_loss
 from parzc.predictors.mabn import MABN, BayesianLinear
-from parzc.predictors.targets import TARGETS, rank_target
+from parzc.predictors.proxy_ensembles import AGGREGATIONS, proxy_ensemble
+from parzc.predictors.targets import TARGETS
 from parzc.predictors.torch_base import cpu_threads, seeded, signed_log
 from parzc.predictors.trees import GBDTPredictor
 from parzc.registry import Registry
 from parzc.store.matrix import FeatureMatrix
+
+# pretraining settings added after weights were first cached, with their default: they enter
+# the cache key only when set otherwise
+_PRETRAIN_SETTINGS_ADDED = {"pretrain_aggregation": "mean_rank"}
 
 BRANCHES: Registry[Callable[..., nn.Module]] = Registry("branch")
 SLOT_LAYOUTS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("slot layout")
@@ -77,22 +83,6 @@ def packed_slots(slots: np.ndarray) -> np.ndarray:
     packed = np.take_along_axis(slots, order[:, None, :], axis=2)
     keep = np.take_along_axis(present, order, axis=1)
     return np.where(keep[:, None, :], packed, np.nan)
-
-
-def proxy_ensemble_rank(data: FeatureMatrix, proxies: list[str]) -> np.ndarray:
-    """Mean over `proxies` (aggregate columns) of each arch's rank in [0, 1]; a failed (NaN)
-    proxy ranks its arch last."""
-    missing = [name for name in proxies if name not in data.aggregate_names]
-    if missing:
-        raise ValueError(
-            f"pretrain_proxies {missing} are not aggregate columns of the data "
-            f"(available: {data.aggregate_names})"
-        )
-    ranks = []
-    for name in proxies:
-        column = data.aggregates[:, data.aggregate_names.index(name)]
-        ranks.append(rank_target(np.where(np.isfinite(column), column, -np.inf)))
-    return np.mean(ranks, axis=0)
 
 
 class SlotMABN(nn.Module):
@@ -280,9 +270,11 @@ class FusionPredictor(Predictor):
     """ParZC-F (see the module doc): cell graph + aligned-slot MABN + aggregates, pretrained on
     the store's proxies, fine-tuned on labels, ensembled with its seeds and the trees.
 
-    `pretrain_proxies` are aggregate columns (e.g. "net:nwot", "synflow"); `pretrain_epochs: 0`
-    or an empty list turns pretraining off. Without a pool (`fit(..., pool=None)`) the training
-    architectures themselves are the pretraining set and the normalisation statistics' source.
+    `pretrain_proxies` are aggregate columns (e.g. "net:nwot", "synflow"), their ranks combined
+    by `pretrain_aggregation` (a `parzc.predictors.proxy_ensembles.AGGREGATIONS` name);
+    `pretrain_epochs: 0` or an empty list turns pretraining off. Without a pool
+    (`fit(..., pool=None)`) the training architectures themselves are the pretraining set and
+    the normalisation statistics' source.
     Fitted on no labels (an empty `train`, with a pool), it keeps the pretrained models alone:
     the learned proxy before the first label.
     Pretrained weights depend on the pool, the seed and the settings only, never on labels:
@@ -321,6 +313,7 @@ class FusionPredictor(Predictor):
     pretrain_proxies: list[str] = field(
         default_factory=lambda: ["net:nwot", "net:jacov", "synflow", "net:params", "net:flops"]
     )
+    pretrain_aggregation: str = "mean_rank"
     pretrain_epochs: int = 20
     pretrain_batch_size: int = 256
     pretrain_lr: float = 1e-3
@@ -355,6 +348,7 @@ class FusionPredictor(Predictor):
             BRANCHES.get(name)
         TARGETS.get(self.target)
         TARGETS.get(self.tree_target)
+        AGGREGATIONS.get(self.pretrain_aggregation)
         CELL_ATTENTION.get(self.cell_attention)
         SLOT_LAYOUTS.get(self.slot_layout)
         make_loss(self.loss)
@@ -529,11 +523,9 @@ class FusionPredictor(Predictor):
         y = torch.tensor(TARGETS.get(self.target)(acc), dtype=torch.float32, device=device)
         if self._pretraining:
             proxies = list(self.pretrain_proxies)
-            columns = [proxy_ensemble_rank(unlabelled, proxies)]
+            columns = [proxy_ensemble(unlabelled, proxies, self.pretrain_aggregation)]
             if self._branch_outputs:
-                columns += [proxy_ensemble_rank(unlabelled, [p]) for p in proxies] * len(
-                    self.branches
-                )
+                columns += [proxy_ensemble(unlabelled, [p]) for p in proxies] * len(self.branches)
             targets = np.stack(columns, axis=1)
             if self._surrogate_outputs:
                 surrogate = flow_surrogate(
@@ -668,6 +660,9 @@ class FusionPredictor(Predictor):
             )
             + tuple(n for n in self.params if n.startswith("pretrain_") and n != "pretrain_cache")
         }
+        for name, default in _PRETRAIN_SETTINGS_ADDED.items():
+            if settings[name] == default:
+                del settings[name]  # weights cached before the setting existed stay valid
         digest = hashlib.sha256(json.dumps([settings, seed, torch.__version__]).encode())
         for array in (
             pool.arch_ids,
