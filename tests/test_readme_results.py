@@ -92,7 +92,7 @@ def test_headline_table_is_the_same_in_both_files(readme: str, results: str) -> 
     quoted = keyed(headline(readme))
     recorded = keyed(headline(section(results, "### Headline table")))
     assert {t for t, _ in quoted} == set(TARGETS)
-    assert ("CIFAR-10", "fusion_hops_m3_smooth") in quoted
+    assert ("CIFAR-10", "fusion_flow_m3_smooth") in quoted
     assert ("CIFAR-10", "anchor") in quoted
     differ = [
         f"{key} at {size}: README {quoted[key].get(size)!r}, docs/results.md "
@@ -109,10 +109,10 @@ def test_headline_row_agrees_with_the_ablation_and_label_tables(readme: str, res
     ablation = [t for t in tables(results) if t[0][:2] == ["variant", "what changes"]]
     assert len(ablation) == 1, "expected one ablation table in docs/results.md"
     header, *rows = ablation[0]
-    row = next(r for r in rows if r[0] == "fusion_hops_m3_smooth")
+    row = next(r for r in rows if r[0] == "fusion_flow_m3_smooth")
     recorded = dict(zip(header, row, strict=True))
     for size in SIZES:
-        assert recorded[size] == quoted["CIFAR-10", "fusion_hops_m3_smooth"][size], size
+        assert recorded[size] == quoted["CIFAR-10", "fusion_flow_m3_smooth"][size], size
 
     protocols = [
         t for t in tables(results) if t[0][:2] == ["protocol", "trained on → scored against, over"]
@@ -124,7 +124,7 @@ def test_headline_row_agrees_with_the_ablation_and_label_tables(readme: str, res
         protocol = row[0] or protocol
         if protocol.startswith("strict"):
             strict[row[header.index("labels")]] = row[header.index("parzc")]
-    assert strict == quoted["CIFAR-10", "fusion_hops_m3_smooth"], "strict rows differ from README"
+    assert strict == quoted["CIFAR-10", "fusion_flow_m3_smooth"], "strict rows differ from README"
 
 
 def test_protocol_sentence_matches_the_protocol_table(readme: str, results: str) -> None:
@@ -136,28 +136,17 @@ def test_protocol_sentence_matches_the_protocol_table(readme: str, results: str)
     (table,) = [
         t for t in tables(results) if t[0][:2] == ["protocol", "trained on → scored against, over"]
     ]
-    beside_seed_mean = re.search(
-        r"\(([\d.]+) and ([\d.]+) at 156 and 1,563 with FlowerFormer", text
-    )
-    beside_same_label = re.search(r"at 78 labels, ([\d.]+) with flow passes", text)
-    assert beside_seed_mean and beside_same_label, "README's figures beside the run are not in form"
     header, *rows = table
     parzc: dict[tuple[str, str], str] = {}
-    beside: dict[tuple[str, str], str] = {}
     protocol = ""
     for row in rows:
         protocol = row[0] or protocol
         key = (protocol.split(" (")[0], row[header.index("labels")])
         parzc[key] = mean(row[header.index("parzc")])
-        beside[key] = mean(row[header.index("parzc, fitted beside the run")])
     assert [parzc["seed mean, all cells", n] for n in ("78", "156", "1,563")] == list(
         seed_mean.groups()
     )
     assert parzc["same label", "78"] == same_label.group(1)
-    assert [beside["seed mean, all cells", n] for n in ("156", "1,563")] == list(
-        beside_seed_mean.groups()
-    )
-    assert beside["same label", "78"] == beside_same_label.group(1)
 
 
 def test_search_sentence_matches_the_verify_rows(readme: str, results: str) -> None:
