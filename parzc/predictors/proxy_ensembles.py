@@ -32,13 +32,15 @@ AGGREGATIONS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("proxy agg
 
 @AGGREGATIONS.register("mean_rank")
 def mean_rank(ranks: np.ndarray) -> np.ndarray:
-    """(proxies, n) ranks 1..n (ties averaged) -> the mean of each column's ranks in [0, 1]."""
+    """(proxies, n) ranks 1..n (ties averaged) -> each architecture's mean over the proxies of
+    its rank scaled to [0, 1]."""
     return ((ranks - 1) / max(ranks.shape[1] - 1, 1)).mean(axis=0)
 
 
 @AGGREGATIONS.register("log_rank")
 def log_rank(ranks: np.ndarray) -> np.ndarray:
-    """(proxies, n) ranks 1..n (ties averaged) -> the mean of the log of each rank / n."""
+    """(proxies, n) ranks 1..n (ties averaged) -> each architecture's mean over the proxies of
+    log(rank / n)."""
     return np.log(ranks / ranks.shape[1]).mean(axis=0)
 
 
