@@ -65,8 +65,9 @@ from parzc.predictors.trees import GBDTPredictor
 from parzc.registry import Registry
 from parzc.store.matrix import FeatureMatrix
 
-# pretraining settings added after weights were first cached, with their default: they enter
-# the cache key only when set otherwise
+# pretraining settings added after weights were first cached -> the value that behaves as
+# pretraining did before them: they enter the cache key only when set otherwise, so weights
+# cached before stay valid (not "omit every default": a changed default must change the key)
 _PRETRAIN_SETTINGS_ADDED = {"pretrain_aggregation": "mean_rank"}
 
 BRANCHES: Registry[Callable[..., nn.Module]] = Registry("branch")
@@ -660,9 +661,9 @@ class FusionPredictor(Predictor):
             )
             + tuple(n for n in self.params if n.startswith("pretrain_") and n != "pretrain_cache")
         }
-        for name, default in _PRETRAIN_SETTINGS_ADDED.items():
-            if settings[name] == default:
-                del settings[name]  # weights cached before the setting existed stay valid
+        for name, before in _PRETRAIN_SETTINGS_ADDED.items():
+            if settings[name] == before:
+                del settings[name]
         digest = hashlib.sha256(json.dumps([settings, seed, torch.__version__]).encode())
         for array in (
             pool.arch_ids,
