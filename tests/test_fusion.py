@@ -265,6 +265,30 @@ def test_branch_heads_learn_each_proxy_from_one_branch(mini_matrix):
     assert len(plain._models[0].branch_heads) == 0
 
 
+def test_branch_heads_can_learn_other_proxies_than_the_ensemble(mini_matrix):
+    """pretrain_head_proxies gives the branch heads their own proxies (one output each) while
+    the score keeps learning the ensemble of pretrain_proxies."""
+    import torch
+    from scipy.stats import kendalltau
+
+    pool = mini_matrix.unlabelled()
+    params = {**FAST, "pretrain_epochs": 150, "epochs": 1, "pretrain_lr": 3e-3}
+    heads = ["params", "snip", "net:params", "grad_norm"]
+    model = create_predictor(
+        "fusion", **params, pretrain_branch_heads=True, pretrain_head_proxies=heads
+    )
+    model.fit(mini_matrix.subset(np.arange(4)), seed=0, pool=pool)
+    net = model._models[0]
+    assert [head.out_features for head in net.branch_heads] == [4, 4, 4]
+    with torch.no_grad():
+        outputs = net.pretraining_outputs(model._inputs(pool, torch.device("cpu"))).numpy()
+    assert outputs.shape == (len(pool), 1 + 3 * 4)
+    aggregates_head = outputs[:, 1 + 2 * 4 + 2]  # the aggregates branch's net:params output
+    assert kendalltau(aggregates_head, proxy_ensemble(pool, ["net:params"])).statistic > 0.8
+    ensemble = proxy_ensemble(pool, FAST["pretrain_proxies"])
+    assert kendalltau(outputs[:, 0], ensemble).statistic > 0.5
+
+
 def test_flow_surrogate_pretext_teaches_the_cell_branch_the_flow(mini_matrix):
     """With pretrain_flow_surrogate the cell branch gets a head of 2 x SURROGATE_DIM outputs that
     pretraining fits to the pool's z-scored flow surrogates."""
@@ -326,6 +350,19 @@ def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
             "fusion", **FAST, pretrain_cache=str(tmp_path), pretrain_aggregation=aggregation
         )
         assert named.fit(train, seed=1, pool=pool)["pretrained_reused"] == reused
+    # branch heads are other pretraining; heads on other proxies than the ensemble's, another
+    keys = set()
+    for heads in (None, ["net:params"]):
+        with_heads = create_predictor(
+            "fusion",
+            **FAST,
+            pretrain_cache=str(tmp_path),
+            pretrain_branch_heads=True,
+            pretrain_head_proxies=heads,
+        )
+        assert with_heads.fit(train, seed=1, pool=pool)["pretrained_reused"] == 0
+        keys.add(with_heads._cached_pretraining(pool, 1000))
+    assert len(keys) == 2
 
 
 @pytest.mark.parametrize(
@@ -343,6 +380,9 @@ def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
         ({"neighbour_smoothing": 1.0}, "neighbour_smoothing"),
         ({"pretrain_proxies": ["net:zen"]}, "net:zen"),
         ({"pretrain_aggregation": "median"}, "proxy aggregation 'median'"),
+        ({"pretrain_head_proxies": ["net:params"]}, "needs pretrain_branch_heads"),
+        ({"pretrain_branch_heads": True, "pretrain_head_proxies": []}, "at least one proxy"),
+        ({"pretrain_branch_heads": True, "pretrain_head_proxies": ["net:zen"]}, "net:zen"),
         ({"pretrain_flow_surrogate": -1.0}, "pretrain_flow_surrogate"),
         ({"pretrain_flow_surrogate": 1.0, "branches": ["aggregates"]}, "needs the 'cell' branch"),
     ],

@@ -21,8 +21,8 @@ Training has two stages:
 1. `pretrain` (zero label cost): on the unlabelled pool (every extracted architecture), learn
    the ranking of a proxy ensemble, the ranks of `pretrain_proxies` combined by
    `pretrain_aggregation` (`parzc.predictors.proxy_ensembles`; and, with
-   `pretrain_branch_heads`, each proxy's rank from every branch alone; with
-   `pretrain_flow_surrogate`, FGP's flow surrogate from the cell embedding);
+   `pretrain_branch_heads`, each proxy's rank, or each of `pretrain_head_proxies`', from every
+   branch alone; with `pretrain_flow_surrogate`, FGP's flow surrogate from the cell embedding);
 2. fine-tune on the labelled architectures with `loss` on `target`-transformed accuracies.
 `members` such models (seeds seed*1000+k) and optionally gradient-boosted trees (`tree_weight`)
 are averaged as scores z-scored over the pool, optionally smoothed over the pool networks one
@@ -68,7 +68,7 @@ from parzc.store.matrix import FeatureMatrix
 # pretraining settings added after weights were first cached -> the value that behaves as
 # pretraining did before them: they enter the cache key only when set otherwise, so weights
 # cached before stay valid (not "omit every default": a changed default must change the key)
-_PRETRAIN_SETTINGS_ADDED = {"pretrain_aggregation": "mean_rank"}
+_PRETRAIN_SETTINGS_ADDED = {"pretrain_aggregation": "mean_rank", "pretrain_head_proxies": None}
 
 BRANCHES: Registry[Callable[..., nn.Module]] = Registry("branch")
 SLOT_LAYOUTS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("slot layout")
@@ -285,7 +285,9 @@ class FusionPredictor(Predictor):
     reused weights were made (`pretrained_reused` counts those), so search costs can charge it.
     `pretrain_branch_heads: true` also makes every branch learn each pretrain proxy's rank from
     its own embedding alone, so the cell encoder learns what the proxies see in a cell's
-    structure instead of leaving the ranking to the aggregates branch.
+    structure instead of leaving the ranking to the aggregates branch; `pretrain_head_proxies`
+    gives those heads other proxies than the ensemble's (e.g. every stored aggregate), so the
+    embeddings learn more of what the store holds while the score still learns the ensemble.
     `finetune_pretraining_weight` > 0 keeps pretraining's loss, on a random pool minibatch per
     step and with this weight, while fine-tuning on the labels, so a few labels adjust the
     pretrained ranking instead of overwriting it.
@@ -315,6 +317,7 @@ class FusionPredictor(Predictor):
         default_factory=lambda: ["net:nwot", "net:jacov", "synflow", "net:params", "net:flops"]
     )
     pretrain_aggregation: str = "mean_rank"
+    pretrain_head_proxies: list[str] | None = None
     pretrain_epochs: int = 20
     pretrain_batch_size: int = 256
     pretrain_lr: float = 1e-3
@@ -360,6 +363,13 @@ class FusionPredictor(Predictor):
             raise ValueError(
                 f"fusion: pretrain_flow_surrogate must be >= 0, got {self.pretrain_flow_surrogate}"
             )
+        if self.pretrain_head_proxies is not None and not (
+            self.pretrain_branch_heads and self.pretrain_head_proxies
+        ):
+            raise ValueError(
+                "fusion: pretrain_head_proxies needs pretrain_branch_heads: true and at least "
+                f"one proxy, got {self.pretrain_head_proxies}"
+            )
         if self.pretrain_flow_surrogate > 0 and "cell" not in self.branches:
             raise ValueError("fusion: pretrain_flow_surrogate needs the 'cell' branch")
         if self.finetune_pretraining_weight < 0:
@@ -380,8 +390,17 @@ class FusionPredictor(Predictor):
 
     @property
     def _branch_outputs(self) -> int:
-        """Outputs of each branch's pretraining head: one per pretrain proxy, or 0 (no heads)."""
-        return len(self.pretrain_proxies) if self._pretraining and self.pretrain_branch_heads else 0
+        """Outputs of each branch's pretraining head: one per head proxy, or 0 (no heads)."""
+        if not (self._pretraining and self.pretrain_branch_heads):
+            return 0
+        return len(self._head_proxies)
+
+    @property
+    def _head_proxies(self) -> list[str]:
+        """The proxies each branch head learns to rank: `pretrain_head_proxies`, by default
+        `pretrain_proxies`."""
+        heads = self.pretrain_head_proxies
+        return list(self.pretrain_proxies if heads is None else heads)
 
     @property
     def _surrogate_outputs(self) -> int:
@@ -526,7 +545,8 @@ class FusionPredictor(Predictor):
             proxies = list(self.pretrain_proxies)
             columns = [proxy_ensemble(unlabelled, proxies, self.pretrain_aggregation)]
             if self._branch_outputs:
-                columns += [proxy_ensemble(unlabelled, [p]) for p in proxies] * len(self.branches)
+                heads = [proxy_ensemble(unlabelled, [p]) for p in self._head_proxies]
+                columns += heads * len(self.branches)
             targets = np.stack(columns, axis=1)
             if self._surrogate_outputs:
                 surrogate = flow_surrogate(
