@@ -68,7 +68,11 @@ from parzc.store.matrix import FeatureMatrix
 # pretraining settings added after weights were first cached -> the value that behaves as
 # pretraining did before them: they enter the cache key only when set otherwise, so weights
 # cached before stay valid (not "omit every default": a changed default must change the key)
-_PRETRAIN_SETTINGS_ADDED = {"pretrain_aggregation": "mean_rank", "pretrain_head_proxies": None}
+_PRETRAIN_SETTINGS_ADDED = {
+    "pretrain_aggregation": "mean_rank",
+    "pretrain_head_proxies": None,
+    "pretrain_slot_statistics": 0.0,
+}
 
 BRANCHES: Registry[Callable[..., nn.Module]] = Registry("branch")
 SLOT_LAYOUTS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("slot layout")
@@ -202,16 +206,24 @@ def score_and_columns_loss(
 
 
 def with_reconstruction(
-    loss_fn: Callable[[Tensor, Tensor], Tensor], ranked: int, weight: float
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    ranked: int,
+    blocks: list[tuple[int, float]],
 ) -> Callable[[Tensor, Tensor], Tensor]:
-    """`loss_fn` on the first `ranked` columns plus `weight` x the mean squared error of the
-    others (a reconstruction target such as the flow surrogate)."""
+    """`loss_fn` on the first `ranked` columns plus, for each (width, weight) of `blocks` in
+    the columns after them, weight x the mean squared error over its finite targets (a
+    reconstruction target such as the flow surrogate; NaN: nothing to reconstruct)."""
 
     def loss(pred: Tensor, target: Tensor) -> Tensor:
         total = loss_fn(pred[:, :ranked], target[:, :ranked])
-        if pred.shape[1] > ranked:
-            error = nn.functional.mse_loss(pred[:, ranked:], target[:, ranked:])
-            total = total + weight * error
+        start = ranked
+        for width, weight in blocks:
+            block_pred, block = pred[:, start : start + width], target[:, start : start + width]
+            present = torch.isfinite(block)
+            if present.any():
+                error = nn.functional.mse_loss(block_pred[present], block[present])
+                total = total + weight * error
+            start += width
         return total
 
     return loss
@@ -323,6 +335,7 @@ class FusionPredictor(Predictor):
     pretrain_lr: float = 1e-3
     pretrain_branch_heads: bool = False
     pretrain_flow_surrogate: float = 0.0
+    pretrain_slot_statistics: float = 0.0
     finetune_pretraining_weight: float = 0.0
     epochs: int = 200
     batch_size: int = 512
@@ -359,10 +372,6 @@ class FusionPredictor(Predictor):
         for name in ("dim", "depth", "epochs", "members", "mc_samples", "num_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"fusion: {name} must be >= 1, got {getattr(self, name)}")
-        if self.pretrain_flow_surrogate < 0:
-            raise ValueError(
-                f"fusion: pretrain_flow_surrogate must be >= 0, got {self.pretrain_flow_surrogate}"
-            )
         if self.pretrain_head_proxies is not None and not (
             self.pretrain_branch_heads and self.pretrain_head_proxies
         ):
@@ -370,8 +379,11 @@ class FusionPredictor(Predictor):
                 "fusion: pretrain_head_proxies needs pretrain_branch_heads: true and at least "
                 f"one proxy, got {self.pretrain_head_proxies}"
             )
-        if self.pretrain_flow_surrogate > 0 and "cell" not in self.branches:
-            raise ValueError("fusion: pretrain_flow_surrogate needs the 'cell' branch")
+        for name in ("pretrain_flow_surrogate", "pretrain_slot_statistics"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"fusion: {name} must be >= 0, got {getattr(self, name)}")
+            if getattr(self, name) > 0 and "cell" not in self.branches:
+                raise ValueError(f"fusion: {name} needs the 'cell' branch")
         if self.finetune_pretraining_weight < 0:
             raise ValueError(
                 "fusion: finetune_pretraining_weight must be >= 0, got "
@@ -402,10 +414,16 @@ class FusionPredictor(Predictor):
         heads = self.pretrain_head_proxies
         return list(self.pretrain_proxies if heads is None else heads)
 
-    @property
-    def _surrogate_outputs(self) -> int:
-        """Outputs of the cell branch's flow-surrogate head, or 0 (no head)."""
-        return 2 * SURROGATE_DIM if self._pretraining and self.pretrain_flow_surrogate > 0 else 0
+    def _reconstructions(self, shapes: dict[str, int]) -> list[tuple[int, float]]:
+        """(outputs, loss weight) of each target the cell embedding reconstructs in
+        pretraining: the flow surrogate, the slot statistics."""
+        if not self._pretraining:
+            return []
+        blocks = [
+            (2 * SURROGATE_DIM, self.pretrain_flow_surrogate),
+            (shapes.get("slot_statistics", 0), self.pretrain_slot_statistics),
+        ]
+        return [(width, weight) for width, weight in blocks if weight > 0]
 
     def _new_model(self, shapes: dict[str, int]) -> FusionNet:
         return FusionNet(
@@ -414,7 +432,7 @@ class FusionPredictor(Predictor):
             self.dim,
             self.depth,
             self._branch_outputs,
-            self._surrogate_outputs,
+            sum(width for width, _ in self._reconstructions(shapes)),
             cell_attention=self.cell_attention,
             cell_flow_passes=self.cell_flow_passes,
         )
@@ -429,6 +447,8 @@ class FusionPredictor(Predictor):
             )
         if "slots" in self.branches and data.slots is None:
             raise ValueError("fusion: the 'slots' branch needs FeatureMatrix.slots")
+        if self.pretrain_slot_statistics > 0 and data.slots is None:
+            raise ValueError("fusion: pretrain_slot_statistics needs FeatureMatrix.slots")
 
     def _slot_values(self, data: FeatureMatrix) -> np.ndarray:
         slots = SLOT_LAYOUTS.get(self.slot_layout)(data.slots.astype(np.float64))
@@ -539,6 +559,8 @@ class FusionPredictor(Predictor):
         pool_in = self._inputs(unlabelled, device)
         train_in = self._inputs(train, device) if labelled else pool_in
         shapes = self._shapes(train_in, len(train.graph_vocabulary))
+        if self.pretrain_slot_statistics > 0:
+            shapes["slot_statistics"] = int(np.prod(unlabelled.slots.shape[1:]))
         self._meta["shapes"] = shapes
         y = torch.tensor(TARGETS.get(self.target)(acc), dtype=torch.float32, device=device)
         if self._pretraining:
@@ -548,7 +570,7 @@ class FusionPredictor(Predictor):
                 heads = [proxy_ensemble(unlabelled, [p]) for p in self._head_proxies]
                 columns += heads * len(self.branches)
             targets = np.stack(columns, axis=1)
-            if self._surrogate_outputs:
+            if self._pretraining and self.pretrain_flow_surrogate > 0:
                 surrogate = flow_surrogate(
                     unlabelled.graph_ops,
                     unlabelled.graph_adjacency,
@@ -556,11 +578,15 @@ class FusionPredictor(Predictor):
                 )
                 mean, std = _zscore_stats(surrogate)
                 targets = np.concatenate([targets, (surrogate - mean) / std], axis=1)
+            if self._pretraining and self.pretrain_slot_statistics > 0:
+                values = self._slot_values(unlabelled)
+                mean, std = _zscore_stats(values)
+                targets = np.concatenate([targets, (values - mean) / std], axis=1)
             proxy_y = torch.tensor(targets, dtype=torch.float32, device=device)
         pretraining_loss = with_reconstruction(
             score_and_columns_loss(make_loss("pairwise")),
             1 + len(self.branches) * self._branch_outputs,
-            self.pretrain_flow_surrogate,
+            self._reconstructions(shapes),
         )
         loss_fn = make_loss(self.loss)
         self._models, losses = [], []
