@@ -310,6 +310,35 @@ def test_flow_surrogate_pretext_teaches_the_cell_branch_the_flow(mini_matrix):
     assert explained > 0.5, explained
 
 
+def test_slot_statistics_pretext_teaches_the_cell_branch_the_layers(mini_matrix):
+    """With pretrain_slot_statistics the cell branch gets a head of one output per (proxy, slot)
+    that pretraining fits to the pool's z-scored signed-log layer statistics; the slots an
+    architecture lacks (NaN) are not reconstructed."""
+    import torch
+
+    from parzc.predictors.torch_base import signed_log
+
+    pool = mini_matrix.unlabelled()
+    params = {**FAST, "pretrain_epochs": 150, "epochs": 1, "pretrain_lr": 3e-3}
+    model = create_predictor("fusion", **params, pretrain_slot_statistics=1.0)
+    model.fit(mini_matrix.subset(np.arange(4)), seed=0, pool=pool)
+    with torch.no_grad():
+        outputs = model._models[0].pretraining_outputs(model._inputs(pool, torch.device("cpu")))
+    reconstructed = outputs.numpy()[:, 1:]
+    values = signed_log(pool.slots.astype(np.float64).reshape(len(pool), -1))
+    assert reconstructed.shape == values.shape
+    present = np.isfinite(values)
+    assert (~present).any()  # NB201 networks lack some layers
+    target = np.where(present, values, 0.0)
+    mean = target.sum(axis=0) / present.sum(axis=0).clip(1)
+    std = np.sqrt(
+        (np.where(present, values - mean, 0.0) ** 2).sum(axis=0) / present.sum(axis=0).clip(1)
+    )
+    target = (values - mean) / np.where(std > 0, std, 1.0)
+    error = ((reconstructed - target)[present] ** 2).mean()
+    assert 1 - error / (target[present] ** 2).mean() > 0.5
+
+
 def test_finetuning_can_keep_the_pretraining_objective(mini_matrix):
     """finetune_pretraining_weight > 0 keeps pretraining's loss on the pool while fitting the
     labels: fitted to labels that contradict the proxy ensemble, the model still ranks the pool
@@ -385,6 +414,8 @@ def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
         ({"pretrain_branch_heads": True, "pretrain_head_proxies": ["net:zen"]}, "net:zen"),
         ({"pretrain_flow_surrogate": -1.0}, "pretrain_flow_surrogate"),
         ({"pretrain_flow_surrogate": 1.0, "branches": ["aggregates"]}, "needs the 'cell' branch"),
+        ({"pretrain_slot_statistics": -1.0}, "pretrain_slot_statistics must be >= 0"),
+        ({"pretrain_slot_statistics": 1.0, "branches": ["slots"]}, "needs the 'cell' branch"),
     ],
 )
 def test_bad_fusion_parameters_are_named(params, message, mini_matrix):

@@ -22,7 +22,8 @@ Training has two stages:
    the ranking of a proxy ensemble, the ranks of `pretrain_proxies` combined by
    `pretrain_aggregation` (`parzc.predictors.proxy_ensembles`; and, with
    `pretrain_branch_heads`, each proxy's rank, or each of `pretrain_head_proxies`', from every
-   branch alone; with `pretrain_flow_surrogate`, FGP's flow surrogate from the cell embedding);
+   branch alone; with `pretrain_flow_surrogate`, FGP's flow surrogate, and with
+   `pretrain_slot_statistics`, the per-layer statistics, from the cell embedding);
 2. fine-tune on the labelled architectures with `loss` on `target`-transformed accuracies.
 `members` such models (seeds seed*1000+k) and optionally gradient-boosted trees (`tree_weight`)
 are averaged as scores z-scored over the pool, optionally smoothed over the pool networks one
@@ -143,7 +144,8 @@ class FusionNet(nn.Module):
 
     With `branch_outputs` > 0 each branch also has a linear head of that many outputs on its own
     embedding, and with `surrogate_outputs` > 0 the cell branch a linear head of that many
-    (`pretraining_outputs`), used by pretraining only. `branch_options` go to every branch's
+    (`pretraining_outputs`): the targets it reconstructs (the flow surrogate first, hence the
+    name, then the slot statistics), used by pretraining only. `branch_options` go to every branch's
     factory."""
 
     def __init__(
@@ -182,7 +184,7 @@ class FusionNet(nn.Module):
 
     def pretraining_outputs(self, inputs: dict[str, tuple[Tensor, ...]]) -> Tensor:
         """(n, 1 + branches * branch_outputs + surrogate_outputs): the score, each branch
-        head's outputs, then the cell branch's surrogate reconstruction."""
+        head's outputs, then the cell branch's reconstructions."""
         parts = self._embeddings(inputs)
         heads = [head(part) for head, part in zip(self.branch_heads, parts, strict=False)]
         if self.surrogate_head is not None:
@@ -315,7 +317,10 @@ class FusionPredictor(Predictor):
     (`parzc.predictors.cell_encoder`); `pretrain_flow_surrogate` > 0 adds FGP's pretext to
     pretraining: the cell embedding reconstructs the cell's flow surrogate
     (`parzc.predictors.flow_surrogate`, z-scored over the pool), its squared error weighted by
-    this value next to the proxy ranking.
+    this value next to the proxy ranking. `pretrain_slot_statistics` > 0 does the same with the
+    store's per-layer statistics (every layer proxy of every slot, signed-log, z-scored over the
+    pool; a slot an architecture lacks is not reconstructed): the cell encoder learns what the
+    layers of each operation measure without the `slots` branch.
     """
 
     name: ClassVar[str] = "fusion"
