@@ -242,46 +242,46 @@ def test_fusion_trees_regress_the_tree_target(mini_matrix):
     assert trees.max() <= 1.0  # ranks in [0, 1], not accuracies
 
 
+def _pretrained(mini_matrix, epochs: int = 150, **options):
+    """The pool, the first member and its `pretraining_outputs` over the pool after pretraining
+    (`epochs`) with `options` and one fine-tuning epoch on 4 architectures."""
+    import torch
+
+    pool = mini_matrix.unlabelled()
+    params = {**FAST, "pretrain_epochs": epochs, "epochs": 1, "pretrain_lr": 3e-3}
+    model = create_predictor("fusion", **params, **options)
+    model.fit(mini_matrix.subset(np.arange(4)), seed=0, pool=pool)
+    net = model._models[0]
+    with torch.no_grad():
+        outputs = net.pretraining_outputs(model._inputs(pool, torch.device("cpu"))).numpy()
+    return pool, net, outputs
+
+
 def test_branch_heads_learn_each_proxy_from_one_branch(mini_matrix):
     """With pretrain_branch_heads every branch has a head of one output per pretrain proxy, and
     pretraining fits them: each branch alone ranks the pool by its proxies."""
-    import torch
     from scipy.stats import kendalltau
 
-    pool = mini_matrix.unlabelled()
-    params = {**FAST, "pretrain_epochs": 60, "epochs": 1, "pretrain_lr": 3e-3}
-    model = create_predictor("fusion", **params, pretrain_branch_heads=True)
-    model.fit(mini_matrix.subset(np.arange(4)), seed=0, pool=pool)
-    net = model._models[0]
+    pool, net, outputs = _pretrained(mini_matrix, epochs=60, pretrain_branch_heads=True)
     assert [head.out_features for head in net.branch_heads] == [3, 3, 3]
-    with torch.no_grad():
-        outputs = net.pretraining_outputs(model._inputs(pool, torch.device("cpu"))).numpy()
     assert outputs.shape == (len(pool), 1 + 3 * 3)
     params_rank = proxy_ensemble(pool, ["net:params"])
     aggregates_head = outputs[:, 1 + 2 * 3 + 2]  # the aggregates branch's net:params output
     assert kendalltau(aggregates_head, params_rank).statistic > 0.8
-    plain = create_predictor("fusion", **params)
-    plain.fit(mini_matrix.subset(np.arange(4)), seed=0, pool=pool)
-    assert len(plain._models[0].branch_heads) == 0
+    _, plain, _ = _pretrained(mini_matrix, epochs=60)
+    assert len(plain.branch_heads) == 0
 
 
 def test_branch_heads_can_learn_other_proxies_than_the_ensemble(mini_matrix):
     """pretrain_head_proxies gives the branch heads their own proxies (one output each) while
     the score keeps learning the ensemble of pretrain_proxies."""
-    import torch
     from scipy.stats import kendalltau
 
-    pool = mini_matrix.unlabelled()
-    params = {**FAST, "pretrain_epochs": 150, "epochs": 1, "pretrain_lr": 3e-3}
     heads = ["params", "snip", "net:params", "grad_norm"]
-    model = create_predictor(
-        "fusion", **params, pretrain_branch_heads=True, pretrain_head_proxies=heads
+    pool, net, outputs = _pretrained(
+        mini_matrix, pretrain_branch_heads=True, pretrain_head_proxies=heads
     )
-    model.fit(mini_matrix.subset(np.arange(4)), seed=0, pool=pool)
-    net = model._models[0]
     assert [head.out_features for head in net.branch_heads] == [4, 4, 4]
-    with torch.no_grad():
-        outputs = net.pretraining_outputs(model._inputs(pool, torch.device("cpu"))).numpy()
     assert outputs.shape == (len(pool), 1 + 3 * 4)
     aggregates_head = outputs[:, 1 + 2 * 4 + 2]  # the aggregates branch's net:params output
     assert kendalltau(aggregates_head, proxy_ensemble(pool, ["net:params"])).statistic > 0.8
@@ -292,17 +292,10 @@ def test_branch_heads_can_learn_other_proxies_than_the_ensemble(mini_matrix):
 def test_flow_surrogate_pretext_teaches_the_cell_branch_the_flow(mini_matrix):
     """With pretrain_flow_surrogate the cell branch gets a head of 2 x SURROGATE_DIM outputs that
     pretraining fits to the pool's z-scored flow surrogates."""
-    import torch
-
     from parzc.predictors.flow_surrogate import SURROGATE_DIM, flow_surrogate
 
-    pool = mini_matrix.unlabelled()
-    params = {**FAST, "pretrain_epochs": 150, "epochs": 1, "pretrain_lr": 3e-3}
-    model = create_predictor("fusion", **params, pretrain_flow_surrogate=1.0)
-    model.fit(mini_matrix.subset(np.arange(4)), seed=0, pool=pool)
-    with torch.no_grad():
-        outputs = model._models[0].pretraining_outputs(model._inputs(pool, torch.device("cpu")))
-    reconstructed = outputs.numpy()[:, 1:]
+    pool, _, outputs = _pretrained(mini_matrix, pretrain_flow_surrogate=1.0)
+    reconstructed = outputs[:, 1:]
     assert reconstructed.shape == (len(pool), 2 * SURROGATE_DIM)
     surrogate = flow_surrogate(pool.graph_ops, pool.graph_adjacency, len(pool.graph_vocabulary))
     target = (surrogate - surrogate.mean(axis=0)) / surrogate.std(axis=0).clip(1e-12)
@@ -314,26 +307,17 @@ def test_slot_statistics_pretext_teaches_the_cell_branch_the_layers(mini_matrix)
     """With pretrain_slot_statistics the cell branch gets a head of one output per (proxy, slot)
     that pretraining fits to the pool's z-scored signed-log layer statistics; the slots an
     architecture lacks (NaN) are not reconstructed."""
-    import torch
-
     from parzc.predictors.torch_base import signed_log
 
-    pool = mini_matrix.unlabelled()
-    params = {**FAST, "pretrain_epochs": 150, "epochs": 1, "pretrain_lr": 3e-3}
-    model = create_predictor("fusion", **params, pretrain_slot_statistics=1.0)
-    model.fit(mini_matrix.subset(np.arange(4)), seed=0, pool=pool)
-    with torch.no_grad():
-        outputs = model._models[0].pretraining_outputs(model._inputs(pool, torch.device("cpu")))
-    reconstructed = outputs.numpy()[:, 1:]
+    pool, _, outputs = _pretrained(mini_matrix, pretrain_slot_statistics=1.0)
+    reconstructed = outputs[:, 1:]
     values = signed_log(pool.slots.astype(np.float64).reshape(len(pool), -1))
     assert reconstructed.shape == values.shape
     present = np.isfinite(values)
     assert (~present).any()  # NB201 networks lack some layers
-    target = np.where(present, values, 0.0)
-    mean = target.sum(axis=0) / present.sum(axis=0).clip(1)
-    std = np.sqrt(
-        (np.where(present, values - mean, 0.0) ** 2).sum(axis=0) / present.sum(axis=0).clip(1)
-    )
+    counts = present.sum(axis=0).clip(1)
+    mean = np.where(present, values, 0.0).sum(axis=0) / counts
+    std = np.sqrt((np.where(present, values - mean, 0.0) ** 2).sum(axis=0) / counts)
     target = (values - mean) / np.where(std > 0, std, 1.0)
     error = ((reconstructed - target)[present] ** 2).mean()
     assert 1 - error / (target[present] ** 2).mean() > 0.5
