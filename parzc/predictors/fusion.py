@@ -575,7 +575,7 @@ class FusionPredictor(Predictor):
                 heads = [proxy_ensemble(unlabelled, [p]) for p in self._head_proxies]
                 columns += heads * len(self.branches)
             targets = np.stack(columns, axis=1)
-            if self._pretraining and self.pretrain_flow_surrogate > 0:
+            if self.pretrain_flow_surrogate > 0:
                 surrogate = flow_surrogate(
                     unlabelled.graph_ops,
                     unlabelled.graph_adjacency,
@@ -583,7 +583,7 @@ class FusionPredictor(Predictor):
                 )
                 mean, std = _zscore_stats(surrogate)
                 targets = np.concatenate([targets, (surrogate - mean) / std], axis=1)
-            if self._pretraining and self.pretrain_slot_statistics > 0:
+            if self.pretrain_slot_statistics > 0:
                 values = self._slot_values(unlabelled)
                 mean, std = _zscore_stats(values)
                 targets = np.concatenate([targets, (values - mean) / std], axis=1)
