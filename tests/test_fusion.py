@@ -157,8 +157,21 @@ def test_rank_target_and_proxy_ensemble(mini_matrix):
         {"members": 2, "neighbour_smoothing": 0.3},
         {"cell_attention": "flow", "cell_flow_passes": True},
         {"cell_attention": "siblings", "pretrain_flow_surrogate": 1.0},
+        {
+            "pretrain_branch_heads": True,
+            "pretrain_head_proxies": ["snip", "net:params"],
+            "pretrain_flow_surrogate": 1.0,
+            "pretrain_slot_statistics": 1.0,
+        },
     ],
-    ids=["links", "hops+branch_heads", "members+smoothing", "flow_passes", "siblings+surrogate"],
+    ids=[
+        "links",
+        "hops+branch_heads",
+        "members+smoothing",
+        "flow_passes",
+        "siblings+surrogate",
+        "head_proxies+surrogate+slot_statistics",
+    ],
 )
 def test_fusion_fits_predicts_and_reloads_bitwise(tmp_path, mini_matrix, options):
     train, pool = mini_matrix.subset(np.arange(6)), mini_matrix.unlabelled()
