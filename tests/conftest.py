@@ -1,4 +1,4 @@
-"""Shared fixtures: a small real NB201 feature store extracted once per test session; grasp's
+"""Shared fixtures: a small real NB201 feature store extracted once per pytest run; grasp's
 reference values from a full Hessian."""
 
 from __future__ import annotations
