@@ -56,7 +56,7 @@ from parzc.predictors.base import (
     check_same_columns,
 )
 from parzc.predictors.cell_encoder import CELL_ATTENTION, MAX_HOPS, GraphEncoder, hop_buckets
-from parzc.predictors.flow_surrogate import SURROGATE_DIM, flow_surrogate
+from parzc.predictors.flow_surrogate import flow_surrogate
 from parzc.predictors.losses import LossSpec, make_loss
 from parzc.predictors.mabn import MABN, BayesianLinear
 from parzc.predictors.proxy_ensembles import AGGREGATIONS, proxy_ensemble
@@ -419,16 +419,24 @@ class FusionPredictor(Predictor):
         heads = self.pretrain_head_proxies
         return list(self.pretrain_proxies if heads is None else heads)
 
-    def _reconstructions(self, shapes: dict[str, int]) -> list[tuple[int, float]]:
-        """(outputs, loss weight) of each target the cell embedding reconstructs in
-        pretraining: the flow surrogate, the slot statistics."""
+    def _reconstruction_targets(self, pool: FeatureMatrix) -> list[tuple[np.ndarray, float]]:
+        """(targets z-scored over `pool`, loss weight) of each target the cell embedding
+        reconstructs in pretraining: the flow surrogate, the slot statistics."""
         if not self._pretraining:
             return []
-        blocks = [
-            (2 * SURROGATE_DIM, self.pretrain_flow_surrogate),
-            (shapes.get("slot_statistics", 0), self.pretrain_slot_statistics),
-        ]
-        return [(width, weight) for width, weight in blocks if weight > 0]
+        blocks = []
+        if self.pretrain_flow_surrogate > 0:
+            surrogate = flow_surrogate(
+                pool.graph_ops, pool.graph_adjacency, len(pool.graph_vocabulary)
+            )
+            blocks.append((surrogate, self.pretrain_flow_surrogate))
+        if self.pretrain_slot_statistics > 0:
+            blocks.append((self._slot_values(pool), self.pretrain_slot_statistics))
+        zscored = []
+        for values, weight in blocks:  # NaN stays NaN: nothing to reconstruct there
+            mean, std = _zscore_stats(values)
+            zscored.append(((values - mean) / std, weight))
+        return zscored
 
     def _new_model(self, shapes: dict[str, int]) -> FusionNet:
         return FusionNet(
@@ -437,7 +445,7 @@ class FusionPredictor(Predictor):
             self.dim,
             self.depth,
             self._branch_outputs,
-            sum(width for width, _ in self._reconstructions(shapes)),
+            shapes.get("reconstructions", 0),
             cell_attention=self.cell_attention,
             cell_flow_passes=self.cell_flow_passes,
         )
@@ -564,8 +572,8 @@ class FusionPredictor(Predictor):
         pool_in = self._inputs(unlabelled, device)
         train_in = self._inputs(train, device) if labelled else pool_in
         shapes = self._shapes(train_in, len(train.graph_vocabulary))
-        if self.pretrain_slot_statistics > 0:
-            shapes["slot_statistics"] = int(np.prod(unlabelled.slots.shape[1:]))
+        reconstructions = self._reconstruction_targets(unlabelled)
+        shapes["reconstructions"] = sum(block.shape[1] for block, _ in reconstructions)
         self._meta["shapes"] = shapes
         y = torch.tensor(TARGETS.get(self.target)(acc), dtype=torch.float32, device=device)
         if self._pretraining:
@@ -575,23 +583,12 @@ class FusionPredictor(Predictor):
                 heads = [proxy_ensemble(unlabelled, [p]) for p in self._head_proxies]
                 columns += heads * len(self.branches)
             targets = np.stack(columns, axis=1)
-            if self.pretrain_flow_surrogate > 0:
-                surrogate = flow_surrogate(
-                    unlabelled.graph_ops,
-                    unlabelled.graph_adjacency,
-                    len(unlabelled.graph_vocabulary),
-                )
-                mean, std = _zscore_stats(surrogate)
-                targets = np.concatenate([targets, (surrogate - mean) / std], axis=1)
-            if self.pretrain_slot_statistics > 0:
-                values = self._slot_values(unlabelled)
-                mean, std = _zscore_stats(values)
-                targets = np.concatenate([targets, (values - mean) / std], axis=1)
+            targets = np.concatenate([targets, *(block for block, _ in reconstructions)], axis=1)
             proxy_y = torch.tensor(targets, dtype=torch.float32, device=device)
         pretraining_loss = with_reconstruction(
             score_and_columns_loss(make_loss("pairwise")),
             1 + len(self.branches) * self._branch_outputs,
-            self._reconstructions(shapes),
+            [(block.shape[1], weight) for block, weight in reconstructions],
         )
         loss_fn = make_loss(self.loss)
         self._models, losses = [], []
