@@ -369,24 +369,26 @@ def config_hash(*parts: Any) -> str:
 
 def _check_param_types(model: str, params: dict[str, Any], where: str) -> None:
     """Numeric and boolean predictor parameters must have their default's type (int for a float
-    is fine), so that e.g. `epochs: "2"` fails here naming the parameter."""
+    is fine; a mapping where the parameter's type names one, e.g. a weight by label count, which
+    the predictor checks), so that e.g. `epochs: "2"` fails here naming the parameter."""
     import dataclasses
 
     from parzc.predictors import PREDICTORS
 
-    defaults = {
-        f.name: f.default
+    fields = {
+        f.name: f
         for f in dataclasses.fields(PREDICTORS.get(model))
         if f.init and f.default is not dataclasses.MISSING
     }
     for name, value in params.items():
-        default = defaults.get(name)
+        default = fields[name].default if name in fields else None
         if isinstance(default, bool):
             ok = isinstance(value, bool)
         elif isinstance(default, int):
             ok = isinstance(value, int) and not isinstance(value, bool)
         elif isinstance(default, float):
             ok = isinstance(value, int | float) and not isinstance(value, bool)
+            ok = ok or (isinstance(value, dict) and "dict" in str(fields[name].type))
         else:
             continue
         if not ok:

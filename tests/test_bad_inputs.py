@@ -154,6 +154,16 @@ CONFIG_CASES = [
         r"train/predictors/mabn/params/epochs: '2' is not of type int",
     ),
     ("train/predictors/mabn/params/lr", "fast", r"params/lr: 'fast' is not of type float"),
+    (
+        "train/predictors/fz",
+        {"model": "fusion", "params": {"tree_weight": {0: 0.5, 781: 2}}},
+        r"train/predictors/fz/params: fusion: tree_weight must lie in \[0, 1\]",
+    ),
+    (
+        "train/predictors/fz",
+        {"model": "fusion", "params": {"tree_weight": "many"}},
+        r"train/predictors/fz/params/tree_weight: 'many' is not of type float",
+    ),
     ("train/predictors/mabn/params/bogus", 1, r"mabn/params: unknown parameter\(s\) bogus"),
     ("train/predictors/mabn/params/loss", "l7", r"mabn/params: unknown loss 'l7'"),
     ("train/predictors/mabn/model", "transformer", r"mabn/model: unknown predictor 'transformer'"),

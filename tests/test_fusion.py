@@ -243,6 +243,26 @@ def test_reweighting_a_fit_equals_fitting_with_the_other_weights(mini_matrix):
         no_trees.reweighted(pool, tree_weight=0.5, neighbour_smoothing=0.0)
 
 
+def test_tree_weight_by_label_count_applies_the_entry_for_the_fit(mini_matrix, tmp_path):
+    """{labels: weight}: the entry with the most labels not above the fit's applies, so a fit
+    on 5 labels blends as tree_weight 0.5 and one on 7 as 0 (no trees); JSON's string keys
+    are read as label counts, and a saved fit keeps the weight it was fitted with."""
+    pool = mini_matrix.unlabelled()
+    by_labels = {"0": 0.5, "6": 0.0}  # as a saved fit's JSON metadata gives them
+    for labels, weight in ((5, 0.5), (7, 0.0)):
+        train = mini_matrix.subset(np.arange(labels))
+        model = create_predictor("fusion", **FAST, tree_weight=by_labels)
+        assert model.tree_weight == {0: 0.5, 6: 0.0}
+        model.fit(train, seed=0, pool=pool)
+        fixed = create_predictor("fusion", **FAST, tree_weight=weight)
+        fixed.fit(train, seed=0, pool=pool)
+        assert (model._trees is None) == (weight == 0)
+        np.testing.assert_array_equal(model.predict(mini_matrix)[0], fixed.predict(mini_matrix)[0])
+        model.save(tmp_path / "fit.pkl")
+        loaded = type(model).load(tmp_path / "fit.pkl")
+        np.testing.assert_array_equal(loaded.predict(mini_matrix)[0], fixed.predict(mini_matrix)[0])
+
+
 def test_fusion_trees_regress_the_tree_target(mini_matrix):
     """The blended trees are the gbdt predictor with `target: tree_target` on the same labels."""
     train, pool = mini_matrix.subset(np.arange(6)), mini_matrix.unlabelled()
@@ -401,6 +421,9 @@ def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
         ({"slot_layout": "sorted"}, "slot layout"),
         ({"cell_attention": "global"}, "cell attention"),
         ({"tree_weight": 1.5}, "tree_weight"),
+        ({"tree_weight": {0: 0.5, 781: 1.5}}, "tree_weight must lie in"),
+        ({"tree_weight": {}}, "tree_weight must lie in"),
+        ({"tree_weight": {"many": 0.0}}, "integer label counts"),
         ({"members": 0}, "members"),
         ({"finetune_pretraining_weight": -0.5}, "finetune_pretraining_weight"),
         ({"neighbour_smoothing": 1.0}, "neighbour_smoothing"),

@@ -306,7 +306,10 @@ class FusionPredictor(Predictor):
     step and with this weight, while fine-tuning on the labels, so a few labels adjust the
     pretrained ranking instead of overwriting it.
     `tree_target` (a `parzc.predictors.targets.TARGETS` name) is what the trees regress:
-    `rank` helps where labels are few (docs/results.md).
+    `rank` helps where labels are few (docs/results.md). `tree_weight` may depend on the number
+    of training labels, as {labels: weight}: the entry with the most labels not above the
+    training set's applies (the first entry below it), e.g. {0: 0.5, 781: 0} keeps the trees
+    for fewer than 781 labels only; trees help most where labels are few.
     `neighbour_smoothing` > 0 mixes each score, with this weight, with the mean pool score of
     its neighbours: the networks of the nearest operation encodings of each of its cells,
     averaged over its cells (NB201: one operation changed; `parzc.neighbours`), a label-free
@@ -349,7 +352,7 @@ class FusionPredictor(Predictor):
     loss: LossSpec = "pairwise"
     target: str = "rank"
     members: int = 1
-    tree_weight: float = 0.0
+    tree_weight: float | dict[int, float] = 0.0
     tree_target: str = "accuracy"
     neighbour_smoothing: float = 0.0
     slot_layout: str = "aligned"
@@ -394,12 +397,31 @@ class FusionPredictor(Predictor):
                 "fusion: finetune_pretraining_weight must be >= 0, got "
                 f"{self.finetune_pretraining_weight}"
             )
-        if not 0.0 <= self.tree_weight <= 1.0:
+        if isinstance(self.tree_weight, dict):
+            try:  # JSON params (a saved fit's metadata) give string keys
+                self.tree_weight = {int(k): float(v) for k, v in self.tree_weight.items()}
+            except ValueError:
+                raise ValueError(
+                    f"fusion: tree_weight by labels needs integer label counts, got "
+                    f"{sorted(self.tree_weight)}"
+                ) from None
+            weights = sorted(self.tree_weight.values()) if self.tree_weight else [-1.0]
+        else:
+            weights = [self.tree_weight]
+        if not 0.0 <= weights[0] <= weights[-1] <= 1.0:
             raise ValueError(f"fusion: tree_weight must lie in [0, 1], got {self.tree_weight}")
         if not 0.0 <= self.neighbour_smoothing < 1.0:
             raise ValueError(
                 f"fusion: neighbour_smoothing must lie in [0, 1), got {self.neighbour_smoothing}"
             )
+
+    def _tree_weight_for(self, labels: int) -> float:
+        """The trees' weight for a fit on `labels` labels (`tree_weight`, the class doc)."""
+        if not isinstance(self.tree_weight, dict):
+            return self.tree_weight
+        counts = sorted(self.tree_weight)
+        below = [c for c in counts if c <= labels]
+        return self.tree_weight[below[-1] if below else counts[0]]
 
     @property
     def _pretraining(self) -> bool:
@@ -654,7 +676,9 @@ class FusionPredictor(Predictor):
                         )
                     )
                 self._models.append(model)
-        if self.tree_weight > 0 and labelled:
+        self._meta["tree_weight"] = self._tree_weight_for(len(acc))
+        self._trees = None
+        if self._meta["tree_weight"] > 0 and labelled:
             self._trees = GBDTPredictor(
                 use_onehot=train.onehot is not None, target=self.tree_target
             )
@@ -765,6 +789,7 @@ class FusionPredictor(Predictor):
         other = replace(self, tree_weight=tree_weight, neighbour_smoothing=neighbour_smoothing)
         other._models, other._trees = self._models, self._trees
         other._meta = {k: v for k, v in self._meta.items() if k != "neighbour_pool"}
+        other._meta["tree_weight"] = tree_weight
         device = next(self._models[0].parameters()).device
         other._summarise_pool(other._inputs(pool, device), pool)
         return other
@@ -795,7 +820,9 @@ class FusionPredictor(Predictor):
         if trees is None:
             return score
         mean, sd = self._meta["scales"][-1]
-        return (1 - self.tree_weight) * score + self.tree_weight * (trees - mean) / sd
+        # fits saved before the weight could depend on the labels recorded none
+        weight = self._meta.get("tree_weight", self.tree_weight)
+        return (1 - weight) * score + weight * (trees - mean) / sd
 
     # -- persistence -------------------------------------------------------------------------
 
