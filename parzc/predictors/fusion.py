@@ -308,8 +308,8 @@ class FusionPredictor(Predictor):
     `tree_target` (a `parzc.predictors.targets.TARGETS` name) is what the trees regress:
     `rank` helps where labels are few (docs/results.md). `tree_weight` may depend on the number
     of training labels, as {labels: weight}: the entry with the most labels not above the
-    training set's applies (the first entry below it), e.g. {0: 0.5, 781: 0} keeps the trees
-    for fewer than 781 labels only; trees help most where labels are few.
+    training set's applies (below every entry, the smallest entry's), e.g. {0: 0.5, 781: 0}
+    keeps the trees for fewer than 781 labels only; the more labels, the less they add.
     `neighbour_smoothing` > 0 mixes each score, with this weight, with the mean pool score of
     its neighbours: the networks of the nearest operation encodings of each of its cells,
     averaged over its cells (NB201: one operation changed; `parzc.neighbours`), a label-free
