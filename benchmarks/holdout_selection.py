@@ -55,7 +55,6 @@ def main() -> None:
     data = FeatureMatrix.load(f"{args.results}/matrices-v2/{args.target}.npz")
     networks = data.subset(data.arch_ids == data.network_ids)
     pool = networks.unlabelled()  # the pool train_and_predict fits with
-    labels = dict(zip(data.arch_ids.tolist(), training_labels(data, args.train_label), strict=True))
     size = int(args.size)
     kendall: dict[tuple[int, float, float], list[float]] = defaultdict(list)
     for seed in map(int, args.seeds.split(",")):
@@ -70,7 +69,7 @@ def main() -> None:
         )
         save_split(split, inner, seed=seed, draw=args.draw, holdout=args.holdout)
         rows = networks.subset(np.isin(networks.arch_ids, held))
-        truth = np.array([labels[int(a)] for a in rows.arch_ids])
+        truth = training_labels(rows, args.train_label)
         for epochs in map(int, args.epochs.split(",")):
             keys = {"space": "nb201", "dataset": args.target, "predictor": f"holdout_e{epochs}"}
             keys |= {"size": len(fit_ids), "seed": seed}

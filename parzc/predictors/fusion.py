@@ -405,10 +405,10 @@ class FusionPredictor(Predictor):
                     f"fusion: tree_weight by labels needs integer label counts, got "
                     f"{sorted(self.tree_weight)}"
                 ) from None
-            weights = sorted(self.tree_weight.values()) if self.tree_weight else [-1.0]
+            weights = list(self.tree_weight.values())
         else:
             weights = [self.tree_weight]
-        if not 0.0 <= weights[0] <= weights[-1] <= 1.0:
+        if not weights or not all(0.0 <= w <= 1.0 for w in weights):
             raise ValueError(f"fusion: tree_weight must lie in [0, 1], got {self.tree_weight}")
         if not 0.0 <= self.neighbour_smoothing < 1.0:
             raise ValueError(
