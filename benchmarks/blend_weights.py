@@ -7,10 +7,10 @@ each weight pair (`FusionPredictor.reweighted`) and scores the new predictions u
 built-in protocol that applies, exactly as the run's metrics are computed. Prints one line per
 (protocol, size, tree weight, smoothing): Kendall mean ± std over the seeds. Weights picked from
 this table are chosen on the same held-out networks they are scored on: a sensitivity analysis,
-not a held-out result (docs/results.md). With `--write`, every re-blended fit is also written
-into the run's layout as the fit `LABEL_twT_smS` (T, S: the weights in hundredths), predictions
-and metrics, so `benchmarks/selection_labels.py` can choose among them on a protocol's granted
-selection labels.
+not a held-out result (docs/results.md). Fits made without trees skip every tree weight above 0,
+with a line saying so. With `--write`, every re-blended fit is also written into the run's layout
+as the fit `LABEL_twT_smS` (T, S: the weights in hundredths), predictions and metrics, so
+`benchmarks/selection_labels.py` can choose among them on a protocol's granted selection labels.
 
     python benchmarks/blend_weights.py RESULTS TARGET LABEL SIZES SEEDS \
         [--tree-weights 0,0.25,0.5,0.75] [--smoothing 0,0.2,0.4,0.6] [--protocols strict] [--write]
@@ -67,9 +67,17 @@ def main() -> None:
             rows = networks.subset(np.isin(networks.network_ids, frame["network_id"].to_numpy()))
             for tree_weight in args.tree_weights:
                 for smoothing in args.smoothing:
-                    model = fitted.reweighted(
-                        pool, tree_weight=tree_weight, neighbour_smoothing=smoothing
-                    )
+                    try:
+                        model = fitted.reweighted(
+                            pool, tree_weight=tree_weight, neighbour_smoothing=smoothing
+                        )
+                    except ValueError as error:  # trees asked of a fit without them
+                        print(
+                            f"{args.label} n={size} seed={seed} tree_weight={tree_weight}: "
+                            f"skipped, {error}",
+                            flush=True,
+                        )
+                        break
                     scores = model.predict(rows)[0]
                     score = dict(zip(rows.network_ids.tolist(), scores, strict=True))
                     name = f"{args.label}_tw{round(tree_weight * 100)}_sm{round(smoothing * 100)}"
