@@ -66,18 +66,17 @@ def main() -> None:
             metadata = {k.decode(): v.decode() for k, v in pq.read_schema(source).metadata.items()}
             rows = networks.subset(np.isin(networks.network_ids, frame["network_id"].to_numpy()))
             for tree_weight in args.tree_weights:
+                if tree_weight > 0 and not fitted.has_trees:
+                    print(
+                        f"{args.label} n={size} seed={seed} tree_weight={tree_weight}: "
+                        "skipped, the fit has no trees",
+                        flush=True,
+                    )
+                    continue
                 for smoothing in args.smoothing:
-                    try:
-                        model = fitted.reweighted(
-                            pool, tree_weight=tree_weight, neighbour_smoothing=smoothing
-                        )
-                    except ValueError as error:  # trees asked of a fit without them
-                        print(
-                            f"{args.label} n={size} seed={seed} tree_weight={tree_weight}: "
-                            f"skipped, {error}",
-                            flush=True,
-                        )
-                        break
+                    model = fitted.reweighted(
+                        pool, tree_weight=tree_weight, neighbour_smoothing=smoothing
+                    )
                     scores = model.predict(rows)[0]
                     score = dict(zip(rows.network_ids.tolist(), scores, strict=True))
                     name = f"{args.label}_tw{round(tree_weight * 100)}_sm{round(smoothing * 100)}"

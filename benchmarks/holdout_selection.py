@@ -9,7 +9,8 @@ the run's split (SIZE, seed, `--draw`) are set aside (seeded); the model (PARAMS
 config predictor's params) is fitted on the others once per `--epochs` value, as
 `benchmarks/fusion_protocol.py` fits (written into the run's layout as `holdout_eN`, so
 pretrained weights are reused), and every blend of `--tree-weights` x `--smoothing` is scored
-by the Kendall tau of its scores with the set-aside networks' training label. Prints one line
+by the Kendall tau of its scores with the set-aside networks' training label (tree weights
+above 0 are skipped, saying so, for fits without trees). Prints one line
 per (epochs, tree weight, smoothing): mean ± std over the seeds, then the best; fit the full
 split with the best and score it as the protocol does (benchmarks/fusion_protocol.py,
 benchmarks/blend_weights.py).
@@ -56,6 +57,7 @@ def main() -> None:
     networks = data.subset(data.arch_ids == data.network_ids)
     pool = networks.unlabelled()  # the pool train_and_predict fits with
     size = int(args.size)
+    ids = np.sort(networks.arch_ids)
     kendall: dict[tuple[int, float, float], list[float]] = defaultdict(list)
     for seed in map(int, args.seeds.split(",")):
         train_ids, _ = load_split(split_path(layout, "nb201", args.target, size, seed, args.draw))
@@ -63,7 +65,6 @@ def main() -> None:
         fit_ids = kept.filter(kept["split"] == "train")["arch_id"].to_numpy()
         held = np.setdiff1d(train_ids, fit_ids)
         inner = Path(args.results) / "holdout" / f"{args.target}_n{size}_seed{seed}.parquet"
-        ids = np.sort(networks.arch_ids)
         split = pl.DataFrame(
             {"arch_id": ids, "split": np.where(np.isin(ids, fit_ids), "train", "test")}
         )
@@ -89,6 +90,13 @@ def main() -> None:
                 )
             fitted = Predictor.load(model_path)
             for tree_weight in args.tree_weights:
+                if tree_weight > 0 and not fitted.has_trees:
+                    print(
+                        f"seed={seed} epochs={epochs} tree_weight={tree_weight}: skipped, "
+                        "the fit has no trees",
+                        flush=True,
+                    )
+                    continue
                 for smoothing in args.smoothing:
                     model = fitted.reweighted(
                         pool, tree_weight=tree_weight, neighbour_smoothing=smoothing

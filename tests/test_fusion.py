@@ -257,6 +257,7 @@ def test_tree_weight_by_label_count_applies_the_entry_for_the_fit(mini_matrix, t
         fixed = create_predictor("fusion", **FAST, tree_weight=weight)
         fixed.fit(train, seed=0, pool=pool)
         assert (model._trees is None) == (weight == 0)
+        assert model.has_trees == (weight > 0)
         np.testing.assert_array_equal(model.predict(mini_matrix)[0], fixed.predict(mini_matrix)[0])
         model.save(tmp_path / "fit.pkl")
         loaded = type(model).load(tmp_path / "fit.pkl")

@@ -776,6 +776,11 @@ class FusionPredictor(Predictor):
         uncertainty = spread.std(axis=0) if spread.shape[0] > 1 else None
         return score.astype(np.float64), uncertainty
 
+    @property
+    def has_trees(self) -> bool:
+        """Whether the fit made trees (a tree weight above 0 for its label count)."""
+        return self._trees is not None
+
     def reweighted(
         self, pool: FeatureMatrix, *, tree_weight: float, neighbour_smoothing: float
     ) -> FusionPredictor:
@@ -784,7 +789,7 @@ class FusionPredictor(Predictor):
         fit's). A tree weight above 0 needs a model fitted with trees."""
         if not self._models:
             raise NotFittedError("fusion: call fit() or load() before reweighted()")
-        if tree_weight > 0 and self._trees is None:
+        if tree_weight > 0 and not self.has_trees:
             raise ValueError("fusion: this model was fitted without trees (tree_weight 0)")
         other = replace(self, tree_weight=tree_weight, neighbour_smoothing=neighbour_smoothing)
         other._models, other._trees = self._models, self._trees
