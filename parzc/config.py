@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -369,26 +370,28 @@ def config_hash(*parts: Any) -> str:
 
 def _check_param_types(model: str, params: dict[str, Any], where: str) -> None:
     """Numeric and boolean predictor parameters must have their default's type (int for a float
-    is fine; a mapping where the parameter's type names one, e.g. a weight by label count, which
+    is fine; a mapping where the parameter's type admits one, e.g. a weight by label count, which
     the predictor checks), so that e.g. `epochs: "2"` fails here naming the parameter."""
     import dataclasses
 
     from parzc.predictors import PREDICTORS
 
-    fields = {
-        f.name: f
-        for f in dataclasses.fields(PREDICTORS.get(model))
+    predictor = PREDICTORS.get(model)
+    hints = typing.get_type_hints(predictor)
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(predictor)
         if f.init and f.default is not dataclasses.MISSING
     }
     for name, value in params.items():
-        default = fields[name].default if name in fields else None
+        default = defaults.get(name)
         if isinstance(default, bool):
             ok = isinstance(value, bool)
         elif isinstance(default, int):
             ok = isinstance(value, int) and not isinstance(value, bool)
         elif isinstance(default, float):
             ok = isinstance(value, int | float) and not isinstance(value, bool)
-            ok = ok or (isinstance(value, dict) and "dict" in str(fields[name].type))
+            ok = ok or (isinstance(value, dict) and _accepts_mapping(hints[name]))
         else:
             continue
         if not ok:
@@ -396,3 +399,8 @@ def _check_param_types(model: str, params: dict[str, Any], where: str) -> None:
                 f"config field {where}/{name}: {value!r} is not of type "
                 f"{type(default).__name__} (default {default!r})"
             )
+
+
+def _accepts_mapping(hint: Any) -> bool:
+    """Whether a parameter's type hint admits a mapping (e.g. `float | dict[int, float]`)."""
+    return any(typing.get_origin(arg) is dict or arg is dict for arg in typing.get_args(hint))

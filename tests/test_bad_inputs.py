@@ -155,6 +155,11 @@ CONFIG_CASES = [
     ),
     ("train/predictors/mabn/params/lr", "fast", r"params/lr: 'fast' is not of type float"),
     (
+        "train/predictors/mabn/params/lr",
+        {0: 1e-3, 781: 1e-4},
+        r"params/lr: \{0: 0.001, 781: 0.0001\} is not of type float",
+    ),
+    (
         "train/predictors/fz",
         {"model": "fusion", "params": {"tree_weight": {0: 0.5, 781: 2}}},
         r"train/predictors/fz/params: fusion: tree_weight must lie in \[0, 1\]",
