@@ -30,6 +30,9 @@ TEMPLATES: dict[str, str] = {
     # a folder of pretrained weights of predictors that pretrain on the store, one file per
     # digest of pool, seed and settings (dataset: the proxies')
     "pretrained": "models/pretrained/space={space}/dataset={dataset}",
+    # fits of predictors with blend parameters, one model and report per key
+    # (`parzc.training.kept_fits`; dataset: the target)
+    "kept_fits": "models/kept/space={space}/dataset={dataset}",
     "predictions": "predictions/space={space}/dataset={dataset}/predictor={predictor}/"
     "n{size}_seed{seed}.parquet",
     "metrics": "metrics/space={space}/dataset={dataset}/predictor={predictor}/"

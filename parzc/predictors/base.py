@@ -36,6 +36,9 @@ class Predictor(ABC):
     """A model that scores architectures from a FeatureMatrix; subclasses are dataclasses."""
 
     name: ClassVar[str]
+    # parameters that only blend a fit's parts: a fit takes new values of them without fitting
+    # again (`adopt`), and the pipeline keeps such predictors' fits to re-blend them
+    blend_params: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def fit(
@@ -63,6 +66,16 @@ class Predictor(ABC):
     def params(self) -> dict[str, Any]:
         """The constructor parameters."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+
+    def fit_settings(self, labels: int) -> dict[str, Any]:
+        """What a fit on `labels` training labels depends on besides its data and seed: the
+        params less `blend_params`. Two fits with equal settings differ only in their blend."""
+        return {k: v for k, v in self.params.items() if k not in self.blend_params}
+
+    def adopt(self, fitted: Predictor, pool: FeatureMatrix) -> Predictor:
+        """`fitted`, a fit with this predictor's `fit_settings`, with this predictor's blend
+        parameters, without fitting again; `pool` is the fit's pool."""
+        raise NotImplementedError(f"{self.name} has no blend parameters to adopt a fit with")
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Pickle name, params and fitted state to `path` atomically (tmp file + os.replace)."""

@@ -327,6 +327,7 @@ class FusionPredictor(Predictor):
     """
 
     name: ClassVar[str] = "fusion"
+    blend_params: ClassVar[tuple[str, ...]] = ("tree_weight", "neighbour_smoothing")
 
     branches: list[str] = field(default_factory=lambda: ["cell", "slots", "aggregates"])
     dim: int = 64
@@ -676,6 +677,7 @@ class FusionPredictor(Predictor):
                         )
                     )
                 self._models.append(model)
+        self._meta["labels"] = len(acc)
         self._meta["tree_weight"] = self._tree_weight_for(len(acc))
         self._trees = None
         if self._meta["tree_weight"] > 0 and labelled:
@@ -781,23 +783,41 @@ class FusionPredictor(Predictor):
         """Whether the fit made trees (a tree weight above 0 for its label count)."""
         return self._trees is not None
 
+    def fit_settings(self, labels: int) -> dict[str, Any]:
+        """The params less the blend and the pretraining cache's folder, and whether a fit on
+        `labels` labels makes trees (a tree weight above 0 for that count)."""
+        settings = super().fit_settings(labels)
+        del settings["pretrain_cache"]
+        return settings | {"trees": self._tree_weight_for(labels) > 0}
+
+    def adopt(self, fitted: Predictor, pool: FeatureMatrix) -> FusionPredictor:
+        """`fitted`'s members and trees blended with this predictor's `tree_weight` (for the
+        fit's label count) and `neighbour_smoothing`; the pool's blended scores and neighbour
+        means are recomputed over `pool` (the fit's). A tree weight above 0 needs a fit with
+        trees."""
+        if not isinstance(fitted, FusionPredictor) or not fitted._models:
+            raise NotFittedError("fusion: adopt() needs a fitted fusion predictor")
+        labels = fitted._meta.get("labels")
+        if labels is None and isinstance(self.tree_weight, dict):
+            raise ValueError("fusion: this fit records no label count for a tree weight by labels")
+        weight = self._tree_weight_for(labels)
+        if weight > 0 and not fitted.has_trees:
+            raise ValueError("fusion: this model was fitted without trees (tree_weight 0)")
+        other = replace(self)
+        other._models, other._trees = fitted._models, fitted._trees
+        other._meta = {k: v for k, v in fitted._meta.items() if k != "neighbour_pool"}
+        other._meta["tree_weight"] = weight
+        device = next(fitted._models[0].parameters()).device
+        other._summarise_pool(other._inputs(pool, device), pool)
+        return other
+
     def reweighted(
         self, pool: FeatureMatrix, *, tree_weight: float, neighbour_smoothing: float
     ) -> FusionPredictor:
-        """This fitted model with other blend weights, without refitting: the members and trees
-        are shared, the pool's blended scores and neighbour means recomputed over `pool` (the
-        fit's). A tree weight above 0 needs a model fitted with trees."""
-        if not self._models:
-            raise NotFittedError("fusion: call fit() or load() before reweighted()")
-        if tree_weight > 0 and not self.has_trees:
-            raise ValueError("fusion: this model was fitted without trees (tree_weight 0)")
-        other = replace(self, tree_weight=tree_weight, neighbour_smoothing=neighbour_smoothing)
-        other._models, other._trees = self._models, self._trees
-        other._meta = {k: v for k, v in self._meta.items() if k != "neighbour_pool"}
-        other._meta["tree_weight"] = tree_weight
-        device = next(self._models[0].parameters()).device
-        other._summarise_pool(other._inputs(pool, device), pool)
-        return other
+        """This fitted model with other blend weights, without refitting (`adopt`)."""
+        return replace(
+            self, tree_weight=tree_weight, neighbour_smoothing=neighbour_smoothing
+        ).adopt(self, pool)
 
     def _neighbour_means(self, data: FeatureMatrix) -> np.ndarray:
         """Each row's neighbour mean: looked up for pool networks, searched for the others."""

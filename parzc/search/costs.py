@@ -117,7 +117,8 @@ class Training:
 def load_training(run: TrainingRun) -> Training:
     """What the run's training cost: the train job's Snakemake benchmark (wall and CPU seconds
     of the whole job), or, for a model trained outside Snakemake (`parzc train`), the fit and
-    prediction seconds its predictions file records (CPU time then unknown)."""
+    prediction seconds its predictions file records (CPU time then unknown); a kept fit
+    re-blended (`parzc.training.kept_fits`) and pretrained weights reused are charged too."""
     for path in (run.predictions, run.split):
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path} (written by the train_predictor job) does not exist")
@@ -130,6 +131,8 @@ def load_training(run: TrainingRun) -> Training:
     train_ids, _ = load_split(run.split)
     pool_ids = np.zeros(0, dtype=np.int64)
     seconds = bench.seconds
+    if Path(run.benchmark).is_file() and report.get("kept_fit"):
+        seconds += report["fit_seconds"]  # the job re-blended a kept fit: charge that fit
     if report.get("pretrain_epochs", 0) > 0:  # pretrained on every network of the pool
         held_out = pl.read_parquet(run.predictions, columns=["network_id"])["network_id"]
         pool_ids = np.union1d(held_out.unique().to_numpy(), train_ids)

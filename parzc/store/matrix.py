@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -95,6 +96,16 @@ class FeatureMatrix:
             arrays = {name: z[name] for name in z.files if name != "header"}
         header.pop("format")
         return cls(**header, **{"onehot": None, **arrays})
+
+    def digest(self) -> str:
+        """A SHA-256 of every field: equal digests, equal matrices."""
+        digest = hashlib.sha256(json.dumps({name: getattr(self, name) for name in _TEXT}).encode())
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name not in _TEXT and value is not None:
+                digest.update(f"{f.name}:{value.dtype}:{value.shape}".encode())
+                digest.update(np.ascontiguousarray(value).tobytes())
+        return digest.hexdigest()
 
     def subset(self, mask_or_index: np.ndarray) -> FeatureMatrix:
         """Rows selected by a boolean mask or an index array, in that order."""

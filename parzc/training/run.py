@@ -22,6 +22,7 @@ from parzc.io import read_metadata, write_parquet
 from parzc.layout import Layout
 from parzc.predictors import PREDICTORS, Predictor, create_predictor
 from parzc.store.matrix import FeatureMatrix
+from parzc.training import kept_fits
 from parzc.training.splits import load_split
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ def train_and_predict(
     applies to torch predictors whose params do not name one. Predictors that pretrain on the
     unlabelled pool keep their pretrained weights under the results' `models/pretrained`
     (layout kind "pretrained"), shared by every size and target with the same proxies.
+    Predictors with blend parameters keep each fit under `models/kept` (`kept_fits`): a fit
+    whose settings, data and seed match a kept one only re-blends it, and its report names the
+    kept fit (`kept_fit`) and gives that fit's `fit_seconds`.
     Nothing is written unless fit and prediction succeed; both files are written atomically.
     """
     train_ids, test_ids = load_split(split_path)
@@ -67,17 +71,28 @@ def train_and_predict(
             f"{int((~np.isfinite(train.val_acc)).sum())} training networks of {split_path} "
             f"have no {train_label!r} label in {data.space}/{data.target}"
         )
+    layout = Layout.of("model", model_path)
     predictor = make_predictor(
         model,
         params,
         device,
-        lambda: Layout.of("model", model_path).path(
-            "pretrained", space=data.space, dataset=data.dataset
-        ),
+        lambda: layout.path("pretrained", space=data.space, dataset=data.dataset),
     )
+    pool = networks.unlabelled()
+    kept = None
+    if predictor.blend_params:
+        folder = layout.path("kept_fits", space=data.space, dataset=data.target)
+        key = kept_fits.fit_key(predictor, train, pool, seed)
+        kept = kept_fits.load_kept(folder, key)
     started = time.perf_counter()
-    report = predictor.fit(train, seed=seed, pool=networks.unlabelled())
-    fit_s = time.perf_counter() - started
+    if kept is None:
+        report = predictor.fit(train, seed=seed, pool=pool)
+        fit_s = time.perf_counter() - started
+    else:  # the same fit with other blend parameters: re-blend it
+        fitted, report = kept
+        predictor = predictor.adopt(fitted, pool)
+        report = {**report, "kept_fit": key, "reblend_seconds": time.perf_counter() - started}
+        fit_s = report["fit_seconds"]
     started = time.perf_counter()
     # held-out networks first, as a split's predictions always were (MC draws follow the rows)
     scored = [predictor.predict(test), predictor.predict(train)]
@@ -105,6 +120,8 @@ def train_and_predict(
     }
     Path(model_path).parent.mkdir(parents=True, exist_ok=True)
     predictor.save(model_path)
+    if predictor.blend_params and kept is None:
+        kept_fits.keep(folder, key, model_path, report)
     table = predictions_table(
         cells, label, model, params, len(train_ids), seed, score, uncertainty
     ).with_columns(

@@ -1,0 +1,97 @@
+"""Kept fits: changing only a predictor's blend parameters re-blends a kept fit, on real NB201
+features, and scores exactly as a fit made with those parameters."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from parzc.layout import Layout
+from parzc.search.costs import TrainingRun, load_training
+from parzc.store import Store
+from parzc.training.run import train_and_predict
+from parzc.training.splits import make_split, save_split
+
+FAST = dict(
+    dim=16,
+    depth=1,
+    pretrain_epochs=2,
+    epochs=5,
+    pretrain_proxies=["net:nwot", "synflow", "net:params"],
+    tree_weight=0.5,
+    neighbour_smoothing=0.2,
+)
+
+
+@pytest.fixture(scope="module")
+def data(mini_store):
+    return Store(mini_store).assemble(
+        "nb201", "cifar10", ["grad_norm", "snip", "synflow"], onehot=True, every_cell=True
+    )
+
+
+@pytest.fixture
+def split(data, tmp_path):
+    path = tmp_path / "split.parquet"
+    networks = data.arch_ids[data.arch_ids == data.network_ids].tolist()
+    save_split(make_split(networks, 5, seed=0), path, space="nb201", dataset="cifar10", seed=0)
+    return path
+
+
+def _train(results, data, split, label: str, **params) -> tuple[dict, pl.DataFrame]:
+    """One fusion fit into `results`' layout: its report and predictions."""
+    layout = Layout(results)
+    keys = dict(space="nb201", dataset="cifar10", predictor=label, size=5, seed=0)
+    predictions = layout.path("predictions", **keys)
+    report = train_and_predict(
+        data,
+        label,
+        "fusion",
+        {**FAST, **params},
+        split,
+        0,
+        predictions,
+        layout.path("model", **keys),
+        device="cpu",
+    )
+    return report, pl.read_parquet(predictions)
+
+
+def test_a_blend_change_re_blends_the_kept_fit(data, split, tmp_path):
+    """The second fit differs only in its blend: it re-blends the first (its report names the
+    kept fit and gives that fit's seconds) and scores as a fresh fit with its weights does,
+    also after the first fit's model file is gone (Snakemake removes a job's outputs before it
+    runs again)."""
+    first, _ = _train(tmp_path / "run", data, split, "a")
+    assert "kept_fit" not in first
+    model = Layout(tmp_path / "run").path(
+        "model", space="nb201", dataset="cifar10", predictor="a", size=5, seed=0
+    )
+    Path(model).unlink()
+    blend = {"tree_weight": {0: 0.25, 100: 0.0}, "neighbour_smoothing": 0.4}
+    again, reblended = _train(tmp_path / "run", data, split, "b", **blend)
+    assert len(again["kept_fit"]) == 24 and again["fit_seconds"] == first["fit_seconds"]
+    fresh_report, fresh = _train(tmp_path / "fresh", data, split, "b", **blend)
+    assert "kept_fit" not in fresh_report
+    np.testing.assert_allclose(reblended["score"].to_numpy(), fresh["score"].to_numpy())
+    assert reblended.drop("score").equals(fresh.drop("score"))
+    # a search charges the re-blending job (its Snakemake benchmark) the kept fit's seconds
+    run = TrainingRun.locate(Layout(tmp_path / "run"), "nb201", "cifar10", "b", 5, 0)
+    run = replace(run, split=split)
+    run.benchmark.parent.mkdir(parents=True)
+    run.benchmark.write_text("s\tcpu_time\n0.5\t0.4\n")
+    assert load_training(run).seconds == pytest.approx(0.5 + first["fit_seconds"])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"epochs": 6}, {"tree_weight": 0.0}, {"tree_target": "rank"}],
+    ids=["epochs", "no trees", "tree target"],
+)
+def test_any_other_change_fits_again(data, split, tmp_path, change):
+    """Another fine-tuning length, dropping the trees or another tree target is another fit."""
+    _train(tmp_path / "run", data, split, "a")
+    report, _ = _train(tmp_path / "run", data, split, "b", **change)
+    assert "kept_fit" not in report
