@@ -95,3 +95,16 @@ def test_any_other_change_fits_again(data, split, tmp_path, change):
     _train(tmp_path / "run", data, split, "a")
     report, _ = _train(tmp_path / "run", data, split, "b", **change)
     assert "kept_fit" not in report
+
+
+def test_an_unreadable_kept_fit_is_fitted_again(data, split, tmp_path, caplog):
+    """A kept fit that cannot be read (e.g. truncated) is named in a warning and made again."""
+    _train(tmp_path / "run", data, split, "a")
+    (kept,) = (tmp_path / "run" / "models" / "kept").rglob("*.pkl")
+    kept.unlink()  # a hard link of the model file: replace it, do not truncate the model
+    kept.write_bytes(b"not a pickle")
+    report, _ = _train(tmp_path / "run", data, split, "b", neighbour_smoothing=0.4)
+    assert "kept_fit" not in report
+    assert f"kept fit {kept} is unreadable" in caplog.text
+    again, _ = _train(tmp_path / "run", data, split, "c", neighbour_smoothing=0.3)
+    assert again["kept_fit"] == kept.stem

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import pickle
 import shutil
 from functools import cache
 from pathlib import Path
@@ -24,6 +26,8 @@ import parzc
 from parzc.io import write_atomic
 from parzc.predictors import Predictor
 from parzc.store.matrix import FeatureMatrix
+
+log = logging.getLogger(__name__)
 
 
 def fit_key(predictor: Predictor, train: FeatureMatrix, pool: FeatureMatrix, seed: int) -> str:
@@ -42,11 +46,18 @@ def fit_key(predictor: Predictor, train: FeatureMatrix, pool: FeatureMatrix, see
 
 
 def load_kept(folder: str | Path, key: str) -> tuple[Predictor, dict[str, Any]] | None:
-    """The fit kept under `key` and its report, or None."""
+    """The fit kept under `key` and its report, or None; an unreadable kept fit is logged,
+    naming the file, and treated as absent (the fit is made and kept again)."""
     model, report = _paths(folder, key)
     if not (model.is_file() and report.is_file()):
         return None
-    return Predictor.load(model), json.loads(report.read_text())
+    try:
+        return Predictor.load(model), json.loads(report.read_text())
+    except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        log.warning(
+            "kept fit %s is unreadable (%s: %s); fitting again", model, type(exc).__name__, exc
+        )
+        return None
 
 
 def keep(folder: str | Path, key: str, model_path: str | Path, report: dict[str, Any]) -> None:
