@@ -79,11 +79,9 @@ def train_and_predict(
         lambda: layout.path("pretrained", space=data.space, dataset=data.dataset),
     )
     pool = networks.unlabelled()
-    kept = None
-    if predictor.blend_params:
-        folder = layout.path("kept_fits", space=data.space, dataset=data.target)
-        key = kept_fits.fit_key(predictor, train, pool, seed)
-        kept = kept_fits.load_kept(folder, key)
+    folder = layout.path("kept_fits", space=data.space, dataset=data.target)
+    key = kept_fits.fit_key(predictor, train, pool, seed) if predictor.blend_params else None
+    kept = kept_fits.load_kept(folder, key) if key else None
     started = time.perf_counter()
     if kept is None:
         report = predictor.fit(train, seed=seed, pool=pool)
@@ -120,7 +118,7 @@ def train_and_predict(
     }
     Path(model_path).parent.mkdir(parents=True, exist_ok=True)
     predictor.save(model_path)
-    if predictor.blend_params and kept is None:
+    if key and kept is None:
         kept_fits.keep(folder, key, model_path, report)
     table = predictions_table(
         cells, label, model, params, len(train_ids), seed, score, uncertainty
