@@ -27,6 +27,7 @@ from collections import defaultdict
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
+from blend_grid import blends, floats
 
 from parzc.evaluation.predictions import evaluate_predictions
 from parzc.evaluation.protocols import PROTOCOLS
@@ -34,10 +35,6 @@ from parzc.io import write_parquet
 from parzc.layout import Layout
 from parzc.predictors.base import Predictor
 from parzc.store.matrix import FeatureMatrix
-
-
-def floats(text: str) -> list[float]:
-    return [float(x) for x in text.split(",")]
 
 
 def main() -> None:
@@ -65,39 +62,30 @@ def main() -> None:
             frame = pl.read_parquet(source)
             metadata = {k.decode(): v.decode() for k, v in pq.read_schema(source).metadata.items()}
             rows = networks.subset(np.isin(networks.network_ids, frame["network_id"].to_numpy()))
-            for tree_weight in args.tree_weights:
-                if tree_weight > 0 and not fitted.has_trees:
-                    print(
-                        f"{args.label} n={size} seed={seed} tree_weight={tree_weight}: "
-                        "skipped, the fit has no trees",
-                        flush=True,
-                    )
-                    continue
-                for smoothing in args.smoothing:
-                    model = fitted.reweighted(
-                        pool, tree_weight=tree_weight, neighbour_smoothing=smoothing
-                    )
-                    scores = model.predict(rows)[0]
-                    score = dict(zip(rows.network_ids.tolist(), scores, strict=True))
-                    name = f"{args.label}_tw{round(tree_weight * 100)}_sm{round(smoothing * 100)}"
-                    rescored = frame.with_columns(
-                        score=pl.col("network_id").replace_strict(score, return_dtype=pl.Float64),
-                        predictor=pl.lit(name),
-                    )
-                    # written fits carry every built-in protocol's metrics, as the run's do
-                    metrics = evaluate_predictions(rescored, every if args.write else protocols)
-                    for row in metrics.filter(pl.col("protocol").is_in(list(protocols))).iter_rows(
-                        named=True
-                    ):
-                        kendall[row["protocol"], tree_weight, smoothing].append(row["kendall"])
-                    if args.write:
-                        params = json.loads(metadata["params"])
-                        params |= {"tree_weight": tree_weight, "neighbour_smoothing": smoothing}
-                        written = {**metadata, "params": json.dumps(params, sort_keys=True)}
-                        target = {**keys, "predictor": name}
-                        predictions = layout.path("predictions", **target)
-                        write_parquet(rescored.to_arrow(), predictions, written)
-                        write_parquet(metrics.to_arrow(), layout.path("metrics", **target))
+            fit_name = f"{args.label} n={size} seed={seed}"
+            grid = blends(fitted, pool, args.tree_weights, args.smoothing, fit_name)
+            for tree_weight, smoothing, model in grid:
+                scores = model.predict(rows)[0]
+                score = dict(zip(rows.network_ids.tolist(), scores, strict=True))
+                name = f"{args.label}_tw{round(tree_weight * 100)}_sm{round(smoothing * 100)}"
+                rescored = frame.with_columns(
+                    score=pl.col("network_id").replace_strict(score, return_dtype=pl.Float64),
+                    predictor=pl.lit(name),
+                )
+                # written fits carry every built-in protocol's metrics, as the run's do
+                metrics = evaluate_predictions(rescored, every if args.write else protocols)
+                for row in metrics.filter(pl.col("protocol").is_in(list(protocols))).iter_rows(
+                    named=True
+                ):
+                    kendall[row["protocol"], tree_weight, smoothing].append(row["kendall"])
+                if args.write:
+                    params = json.loads(metadata["params"])
+                    params |= {"tree_weight": tree_weight, "neighbour_smoothing": smoothing}
+                    written = {**metadata, "params": json.dumps(params, sort_keys=True)}
+                    target = {**keys, "predictor": name}
+                    predictions = layout.path("predictions", **target)
+                    write_parquet(rescored.to_arrow(), predictions, written)
+                    write_parquet(metrics.to_arrow(), layout.path("metrics", **target))
         for (protocol, tree_weight, smoothing), taus in sorted(kendall.items()):
             spread = np.std(taus, ddof=1) if len(taus) > 1 else 0.0  # as the run's tables
             print(

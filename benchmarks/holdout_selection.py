@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from blend_grid import blends, floats
 from scipy.stats import kendalltau
 
 from parzc.allocator import retain_freed_memory
@@ -34,10 +35,6 @@ from parzc.predictors.base import Predictor
 from parzc.store.matrix import FeatureMatrix
 from parzc.training.run import train_and_predict
 from parzc.training.splits import load_split, make_split, save_split, split_path
-
-
-def floats(text: str) -> list[float]:
-    return [float(x) for x in text.split(",")]
 
 
 def main() -> None:
@@ -89,25 +86,17 @@ def main() -> None:
                     train_label=args.train_label,
                 )
             fitted = Predictor.load(model_path)
-            for tree_weight in args.tree_weights:
-                if tree_weight > 0 and not fitted.has_trees:
-                    print(
-                        f"seed={seed} epochs={epochs} tree_weight={tree_weight}: skipped, "
-                        "the fit has no trees",
-                        flush=True,
-                    )
-                    continue
-                for smoothing in args.smoothing:
-                    model = fitted.reweighted(
-                        pool, tree_weight=tree_weight, neighbour_smoothing=smoothing
-                    )
-                    tau = kendalltau(model.predict(rows)[0], truth).statistic
-                    kendall[epochs, tree_weight, smoothing].append(float(tau))
-                    print(
-                        f"seed={seed} epochs={epochs} tree_weight={tree_weight} "
-                        f"smoothing={smoothing}: {tau:.4f} on {len(held)} held-back networks",
-                        flush=True,
-                    )
+            fit_name = f"seed={seed} epochs={epochs}"
+            for tree_weight, smoothing, model in blends(
+                fitted, pool, args.tree_weights, args.smoothing, fit_name
+            ):
+                tau = kendalltau(model.predict(rows)[0], truth).statistic
+                kendall[epochs, tree_weight, smoothing].append(float(tau))
+                print(
+                    f"seed={seed} epochs={epochs} tree_weight={tree_weight} "
+                    f"smoothing={smoothing}: {tau:.4f} on {len(held)} held-back networks",
+                    flush=True,
+                )
     for key, taus in sorted(kendall.items()):
         spread = np.std(taus, ddof=1) if len(taus) > 1 else 0.0
         print(
