@@ -1,13 +1,18 @@
 """The fusion predictor and what it reads: cell graphs, aligned layer slots, the unlabelled pool."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
+import torch
+from scipy.stats import kendalltau
 
 from parzc.neighbours import neighbour_means
 from parzc.predictors import create_predictor
 from parzc.predictors.fusion import packed_slots
 from parzc.predictors.proxy_ensembles import proxy_ensemble
 from parzc.predictors.targets import rank_target
+from parzc.predictors.torch_base import seeded
 from parzc.registry import UnknownNameError
 from parzc.spaces import get_space
 from parzc.store import Store
@@ -264,6 +269,48 @@ def test_tree_weight_by_label_count_applies_the_entry_for_the_fit(mini_matrix, t
         np.testing.assert_array_equal(loaded.predict(mini_matrix)[0], fixed.predict(mini_matrix)[0])
 
 
+def test_probes_blend_ridge_fits_on_the_pretrained_members(mini_matrix, tmp_path):
+    """A probe is a ridge fit of the training labels' ranks on a member's embedding before
+    fine-tuning: its scores are the embedding's, standardised, times its weights, and they rank
+    the training networks as the labels do. The members are those of the fit without probes
+    (same seed); the score mixes the two at probe_weight before the trees, and re-blending at
+    weight 0 gives the fit without probes. A saved fit keeps its probes."""
+    train, pool = mini_matrix.subset(np.arange(8)), mini_matrix.unlabelled()
+    options = dict(FAST, members=2, pretrain_epochs=20, tree_weight=0.5)
+    probed = create_predictor("fusion", **options, probe_weight=0.5, probe_ridge=0.1)
+    probed.fit(train, seed=0, pool=pool)
+    plain = create_predictor("fusion", **options)
+    plain.fit(train, seed=0, pool=pool)
+    assert probed.has_probes and not plain.has_probes and len(probed._probes) == 2
+    pretrained = create_predictor("fusion", **options)  # no labels: the pretrained members
+    pretrained.fit(train.subset(np.zeros(len(train), dtype=bool)), seed=0, pool=pool)
+    inputs = probed._inputs(train, torch.device("cpu"))
+    for probe, member in zip(probed._probes, pretrained._models, strict=True):
+        torch.testing.assert_close(probe.encoder.state_dict(), member.state_dict(), rtol=0, atol=0)
+        with seeded(0, torch.device("cpu")):  # the slots branch samples its Bayesian weights
+            embedded = probe.encoder.embedding(inputs).double().detach().numpy()
+        expected = (embedded - probe.mean) / probe.std @ probe.weights
+        np.testing.assert_allclose(probe.scores(inputs, 0), expected, rtol=1e-6)
+        assert kendalltau(expected, train.val_acc).statistic > 0.8
+    for ours, theirs in zip(probed._models, plain._models, strict=True):
+        torch.testing.assert_close(ours.state_dict(), theirs.state_dict(), rtol=0, atol=0)
+    data = probed._inputs(mini_matrix, torch.device("cpu"))
+    nets = np.mean([n.mean(axis=0) for n in probed._standardised(probed._mc_scores(data))], 0)
+    probes = np.mean(probed._probe_scores(data), axis=0)
+    mean, sd = probed._meta["scales"][-1]
+    trees = (probed._trees.predict(mini_matrix)[0] - mean) / sd
+    expected = 0.5 * (0.5 * nets + 0.5 * probes) + 0.5 * trees
+    np.testing.assert_allclose(probed.predict(mini_matrix)[0], expected, rtol=1e-9)
+    assert not np.allclose(expected, plain.predict(mini_matrix)[0])
+    unprobed = replace(probed, probe_weight=0.0).adopt(probed, pool)
+    np.testing.assert_allclose(unprobed.predict(mini_matrix)[0], plain.predict(mini_matrix)[0])
+    with pytest.raises(ValueError, match="fitted without probes"):
+        replace(plain, probe_weight=0.5).adopt(plain, pool)
+    probed.save(tmp_path / "probed.pkl")
+    loaded = type(probed).load(tmp_path / "probed.pkl")
+    np.testing.assert_array_equal(loaded.predict(mini_matrix)[0], probed.predict(mini_matrix)[0])
+
+
 def test_fusion_trees_regress_the_tree_target(mini_matrix):
     """The blended trees are the gbdt predictor with `target: tree_target` on the same labels."""
     train, pool = mini_matrix.subset(np.arange(6)), mini_matrix.unlabelled()
@@ -437,6 +484,9 @@ def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
         ({"pretrain_flow_surrogate": 1.0, "branches": ["aggregates"]}, "needs the 'cell' branch"),
         ({"pretrain_slot_statistics": -1.0}, "pretrain_slot_statistics must be >= 0"),
         ({"pretrain_slot_statistics": 1.0, "branches": ["slots"]}, "needs the 'cell' branch"),
+        ({"probe_weight": 1.5}, "probe_weight must lie in"),
+        ({"probe_weight": {0: 0.5}, "pretrain_epochs": 0}, "probe_weight needs pretraining"),
+        ({"probe_ridge": 0.0}, "probe_ridge must be > 0"),
     ],
 )
 def test_bad_fusion_parameters_are_named(params, message, mini_matrix):

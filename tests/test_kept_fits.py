@@ -87,14 +87,24 @@ def test_a_blend_change_re_blends_the_kept_fit(data, split, tmp_path):
 
 @pytest.mark.parametrize(
     "change",
-    [{"epochs": 6}, {"tree_weight": 0.0}, {"tree_target": "rank"}],
-    ids=["epochs", "no trees", "tree target"],
+    [{"epochs": 6}, {"tree_weight": 0.0}, {"tree_target": "rank"}, {"probe_weight": 0.25}],
+    ids=["epochs", "no trees", "tree target", "probes"],
 )
 def test_any_other_change_fits_again(data, split, tmp_path, change):
-    """Another fine-tuning length, dropping the trees or another tree target is another fit."""
+    """Another fine-tuning length, dropping the trees, another tree target or adding probes is
+    another fit."""
     _train(tmp_path / "run", data, split, "a")
     report, _ = _train(tmp_path / "run", data, split, "b", **change)
     assert "kept_fit" not in report
+
+
+def test_a_probe_weight_change_re_blends_the_kept_fit(data, split, tmp_path):
+    """With probes fitted, their weight is a blend parameter like the trees'."""
+    _train(tmp_path / "run", data, split, "a", probe_weight=0.25)
+    again, reblended = _train(tmp_path / "run", data, split, "b", probe_weight=0.5)
+    assert "kept_fit" in again
+    _, fresh = _train(tmp_path / "fresh", data, split, "b", probe_weight=0.5)
+    np.testing.assert_allclose(reblended["score"].to_numpy(), fresh["score"].to_numpy())
 
 
 def test_an_unreadable_kept_fit_is_fitted_again(data, split, tmp_path, caplog):

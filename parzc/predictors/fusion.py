@@ -25,14 +25,16 @@ Training has two stages:
    branch alone; with `pretrain_flow_surrogate`, FGP's flow surrogate, and with
    `pretrain_slot_statistics`, the per-layer statistics, from the cell embedding);
 2. fine-tune on the labelled architectures with `loss` on `target`-transformed accuracies.
-`members` such models (seeds seed*1000+k) and optionally gradient-boosted trees (`tree_weight`)
-are averaged as scores z-scored over the pool, optionally smoothed over the pool networks one
+`members` such models (seeds seed*1000+k), optionally a ridge probe on each member's pretrained
+embedding (`probe_weight`) and gradient-boosted trees (`tree_weight`) are averaged as scores
+z-scored over the pool, optionally smoothed over the pool networks one
 edit away from each network's cells (`neighbour_smoothing`); the uncertainty is the spread of the
 members' MC samples.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
@@ -176,6 +178,10 @@ class FusionNet(nn.Module):
             branch(*inputs[name]) for name, branch in zip(self.names, self.branches, strict=True)
         ]
 
+    def embedding(self, inputs: dict[str, tuple[Tensor, ...]]) -> Tensor:
+        """(n, dim x branches): the branch embeddings, concatenated (what the head scores)."""
+        return torch.cat(self._embeddings(inputs), dim=1)
+
     def _score(self, parts: list[Tensor]) -> Tensor:
         return self.out(self.act(self.hidden(torch.cat(parts, dim=1)))).squeeze(-1)
 
@@ -272,6 +278,78 @@ class AuxiliaryTask:
         return self.weight * self.loss_fn(self.forward(_rows(self.inputs, idx)), self.target[idx])
 
 
+@dataclass
+class RidgeProbe:
+    """A ridge regression on the embedding of a member before fine-tuning (`encoder`): the
+    embedding is standardised by the training rows' `mean` and `std`, and `weights` map it to
+    the training labels' ranks. It keeps what pretraining learned, which fine-tuning on a few
+    labels may overwrite (linear probing next to fine-tuning, as LP-FT argues)."""
+
+    encoder: FusionNet
+    mean: np.ndarray
+    std: np.ndarray
+    weights: np.ndarray
+
+    @classmethod
+    def fit(
+        cls,
+        encoder: FusionNet,
+        inputs: dict[str, tuple[Tensor, ...]],
+        target: np.ndarray,
+        alpha: float,
+        seed: int,
+    ) -> RidgeProbe:
+        """Fit on the training rows' prepared `inputs` and their `target` with penalty `alpha`."""
+        embedded = _embedded(encoder, inputs, seed)
+        mean, std = embedded.mean(axis=0), embedded.std(axis=0) + 1e-6
+        x = (embedded - mean) / std
+        weights = np.linalg.solve(x.T @ x + alpha * np.eye(x.shape[1]), x.T @ target)
+        return cls(encoder, mean, std, weights)
+
+    def scores(self, inputs: dict[str, tuple[Tensor, ...]], seed: int) -> np.ndarray:
+        """The probe's scores of prepared `inputs` (higher is better)."""
+        return (_embedded(self.encoder, inputs, seed) - self.mean) / self.std @ self.weights
+
+
+def _embedded(encoder: FusionNet, inputs: dict[str, tuple[Tensor, ...]], seed: int) -> np.ndarray:
+    device = next(encoder.parameters()).device
+    with torch.no_grad(), seeded(seed, device):
+        return encoder.embedding(inputs).double().cpu().numpy()
+
+
+def _cpu_state(module: nn.Module) -> dict[str, Tensor]:
+    """A copy of `module`'s state on the CPU (what a saved fit keeps)."""
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def _weights_by_labels(name: str, spec: float | dict[Any, Any]) -> float | dict[int, float]:
+    """A blend weight in [0, 1], or {labels: weight} with integer label counts (JSON params
+    give string keys); raises naming `name` otherwise."""
+    if isinstance(spec, dict):
+        try:
+            spec = {int(k): float(v) for k, v in spec.items()}
+        except ValueError:
+            raise ValueError(
+                f"fusion: {name} by labels needs integer label counts, got {sorted(spec)}"
+            ) from None
+        weights = list(spec.values())
+    else:
+        weights = [spec]
+    if not weights or not all(0.0 <= w <= 1.0 for w in weights):
+        raise ValueError(f"fusion: {name} must lie in [0, 1], got {spec}")
+    return spec
+
+
+def _weight_at(spec: float | dict[int, float], labels: int) -> float:
+    """The weight of `spec` for a fit on `labels` labels: the entry with the most labels not
+    above `labels` (below every entry, the smallest entry's)."""
+    if not isinstance(spec, dict):
+        return spec
+    counts = sorted(spec)
+    below = [c for c in counts if c <= labels]
+    return spec[below[-1] if below else counts[0]]
+
+
 def _minibatches(n: int, batch_size: int, gen: torch.Generator) -> list[Tensor]:
     if n <= batch_size:
         return [torch.arange(n)]
@@ -310,6 +388,10 @@ class FusionPredictor(Predictor):
     of training labels, as {labels: weight}: the entry with the most labels not above the
     training set's applies (below every entry, the smallest entry's), e.g. {0: 0.5, 781: 0}
     keeps the trees for fewer than 781 labels only; the more labels, the less they add.
+    `probe_weight` > 0 (a weight, or {labels: weight} as `tree_weight`) fits, for each member,
+    a ridge regression (penalty `probe_ridge`) of the training labels' ranks on its embedding
+    before fine-tuning (`RidgeProbe`), and mixes the probes' mean with the fine-tuned members'
+    at this weight, before the trees; it needs pretraining.
     `neighbour_smoothing` > 0 mixes each score, with this weight, with the mean pool score of
     its neighbours: the networks of the nearest operation encodings of each of its cells,
     averaged over its cells (NB201: one operation changed; `parzc.neighbours`), a label-free
@@ -327,7 +409,7 @@ class FusionPredictor(Predictor):
     """
 
     name: ClassVar[str] = "fusion"
-    blend_params: ClassVar[tuple[str, ...]] = ("tree_weight", "neighbour_smoothing")
+    blend_params: ClassVar[tuple[str, ...]] = ("tree_weight", "probe_weight", "neighbour_smoothing")
 
     branches: list[str] = field(default_factory=lambda: ["cell", "slots", "aggregates"])
     dim: int = 64
@@ -355,6 +437,8 @@ class FusionPredictor(Predictor):
     members: int = 1
     tree_weight: float | dict[int, float] = 0.0
     tree_target: str = "accuracy"
+    probe_weight: float | dict[int, float] = 0.0
+    probe_ridge: float = 1.0
     neighbour_smoothing: float = 0.0
     slot_layout: str = "aligned"
     mc_samples: int = 1
@@ -365,6 +449,7 @@ class FusionPredictor(Predictor):
 
     _models: list[nn.Module] = field(default_factory=list, init=False, repr=False)
     _trees: GBDTPredictor | None = field(default=None, init=False, repr=False)
+    _probes: list[RidgeProbe] = field(default_factory=list, init=False, repr=False)
     _meta: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -398,19 +483,17 @@ class FusionPredictor(Predictor):
                 "fusion: finetune_pretraining_weight must be >= 0, got "
                 f"{self.finetune_pretraining_weight}"
             )
-        if isinstance(self.tree_weight, dict):
-            try:  # JSON params (a saved fit's metadata) give string keys
-                self.tree_weight = {int(k): float(v) for k, v in self.tree_weight.items()}
-            except ValueError:
-                raise ValueError(
-                    f"fusion: tree_weight by labels needs integer label counts, got "
-                    f"{sorted(self.tree_weight)}"
-                ) from None
-            weights = list(self.tree_weight.values())
-        else:
-            weights = [self.tree_weight]
-        if not weights or not all(0.0 <= w <= 1.0 for w in weights):
-            raise ValueError(f"fusion: tree_weight must lie in [0, 1], got {self.tree_weight}")
+        self.tree_weight = _weights_by_labels("tree_weight", self.tree_weight)
+        self.probe_weight = _weights_by_labels("probe_weight", self.probe_weight)
+        if self.probe_ridge <= 0:
+            raise ValueError(f"fusion: probe_ridge must be > 0, got {self.probe_ridge}")
+        probe_weights = (
+            self.probe_weight.values()
+            if isinstance(self.probe_weight, dict)
+            else [self.probe_weight]
+        )
+        if not self._pretraining and any(w > 0 for w in probe_weights):
+            raise ValueError("fusion: probe_weight needs pretraining (a probe of what it learned)")
         if not 0.0 <= self.neighbour_smoothing < 1.0:
             raise ValueError(
                 f"fusion: neighbour_smoothing must lie in [0, 1), got {self.neighbour_smoothing}"
@@ -418,11 +501,11 @@ class FusionPredictor(Predictor):
 
     def _tree_weight_for(self, labels: int) -> float:
         """The trees' weight for a fit on `labels` labels (`tree_weight`, the class doc)."""
-        if not isinstance(self.tree_weight, dict):
-            return self.tree_weight
-        counts = sorted(self.tree_weight)
-        below = [c for c in counts if c <= labels]
-        return self.tree_weight[below[-1] if below else counts[0]]
+        return _weight_at(self.tree_weight, labels)
+
+    def _probe_weight_for(self, labels: int) -> float:
+        """The probes' weight for a fit on `labels` labels (`probe_weight`, the class doc)."""
+        return _weight_at(self.probe_weight, labels)
 
     @property
     def _pretraining(self) -> bool:
@@ -614,7 +697,9 @@ class FusionPredictor(Predictor):
             [(block.shape[1], weight) for block, weight in reconstructions],
         )
         loss_fn = make_loss(self.loss)
-        self._models, losses = [], []
+        probing = labelled and self._probe_weight_for(len(acc)) > 0
+        probe_target = TARGETS.get("rank")(acc)
+        self._models, self._probes, losses = [], [], []
         reused, pretrain_s = 0, 0.0
         with cpu_threads(self.num_threads):
             for member in range(self.members):
@@ -662,6 +747,13 @@ class FusionPredictor(Predictor):
                 if not labelled:
                     self._models.append(model)
                     continue
+                if probing:  # on the member before fine-tuning changes it
+                    encoder = copy.deepcopy(model).eval()
+                    self._probes.append(
+                        RidgeProbe.fit(
+                            encoder, train_in, probe_target, self.probe_ridge, self.eval_seed
+                        )
+                    )
                 with seeded(member_seed + 1, device):  # the same whether pretraining was reused
                     losses.append(
                         self._train_stage(
@@ -679,6 +771,7 @@ class FusionPredictor(Predictor):
                 self._models.append(model)
         self._meta["labels"] = len(acc)
         self._meta["tree_weight"] = self._tree_weight_for(len(acc))
+        self._meta["probe_weight"] = self._probe_weight_for(len(acc)) if probing else 0.0
         self._trees = None
         if self._meta["tree_weight"] > 0 and labelled:
             self._trees = GBDTPredictor(
@@ -708,10 +801,19 @@ class FusionPredictor(Predictor):
         if self._trees is not None:
             pool_scores.append(self._trees.predict(pool)[0])
         self._meta["scales"] = [(float(s.mean()), float(s.std()) or 1.0) for s in pool_scores]
+        probe_scores = [probe.scores(pool_in, self.eval_seed) for probe in self._probes]
+        self._meta["probe_scales"] = [
+            (float(s.mean()), float(s.std()) or 1.0) for s in probe_scores
+        ]
         if self.neighbour_smoothing > 0:
             nets = self._standardised(pool_scores[: len(self._models)])
             trees = pool_scores[-1] if self._trees is not None else None
-            pool_ids, pool_score = pool.network_ids.copy(), self._blend(nets, trees)
+            probes = [
+                (s - m) / sd
+                for s, (m, sd) in zip(probe_scores, self._meta["probe_scales"], strict=True)
+            ]
+            pool_ids = pool.network_ids.copy()
+            pool_score = self._blend(nets, trees, probes)
             # the pool networks' means, once: predicting the pool needs no neighbour search
             pool_means = neighbour_means(pool.space, pool_ids, pool_ids, pool_score)
             self._meta["neighbour_pool"] = (pool_ids, pool_score, pool_means)
@@ -769,44 +871,71 @@ class FusionPredictor(Predictor):
             raise NotFittedError("fusion: call fit() or load() before predict()")
         self._check_data(data)
         device = next(self._models[0].parameters()).device
-        nets = self._standardised(self._mc_scores(self._inputs(data, device)))
+        inputs = self._inputs(data, device)
+        nets = self._standardised(self._mc_scores(inputs))
         trees = self._trees.predict(data)[0] if self._trees is not None else None
-        score = self._blend([n.mean(axis=0) for n in nets], trees)
+        score = self._blend([n.mean(axis=0) for n in nets], trees, self._probe_scores(inputs))
         if self.neighbour_smoothing > 0:
             score = smoothed(score, self._neighbour_means(data), self.neighbour_smoothing)
         spread = np.concatenate(nets, axis=0)
         uncertainty = spread.std(axis=0) if spread.shape[0] > 1 else None
         return score.astype(np.float64), uncertainty
 
+    def _probe_scores(self, inputs: dict[str, tuple[Tensor, ...]]) -> list[np.ndarray]:
+        """Each probe's scores of prepared `inputs`, z-scored with its pool mean and std (none
+        where the probes' weight is 0)."""
+        if not self._meta.get("probe_weight", 0.0):
+            return []
+        scales = self._meta["probe_scales"]
+        return [
+            (probe.scores(inputs, self.eval_seed) - m) / sd
+            for probe, (m, sd) in zip(self._probes, scales, strict=True)
+        ]
+
     @property
     def has_trees(self) -> bool:
         """Whether the fit made trees (a tree weight above 0 for its label count)."""
         return self._trees is not None
 
+    @property
+    def has_probes(self) -> bool:
+        """Whether the fit made probes (a probe weight above 0 for its label count)."""
+        return bool(self._probes)
+
     def fit_settings(self, labels: int) -> dict[str, Any]:
         """The params less the blend and the pretraining cache's folder, and whether a fit on
-        `labels` labels makes trees (a tree weight above 0 for that count)."""
+        `labels` labels makes trees and probes (a tree / probe weight above 0 for that count)."""
         settings = super().fit_settings(labels)
         del settings["pretrain_cache"]
-        return settings | {"trees": self._tree_weight_for(labels) > 0}
+        return settings | {
+            "trees": self._tree_weight_for(labels) > 0,
+            "probes": self._probe_weight_for(labels) > 0,
+        }
 
     def adopt(self, fitted: Predictor, pool: FeatureMatrix) -> FusionPredictor:
-        """`fitted`'s members and trees blended with this predictor's `tree_weight` (for the
-        fit's label count) and `neighbour_smoothing`; the pool's blended scores and neighbour
-        means are recomputed over `pool` (the fit's). A tree weight above 0 needs a fit with
-        trees."""
+        """`fitted`'s members, probes and trees blended with this predictor's `tree_weight` and
+        `probe_weight` (for the fit's label count) and `neighbour_smoothing`; the pool's blended
+        scores and neighbour means are recomputed over `pool` (the fit's). A tree (probe) weight
+        above 0 needs a fit with trees (probes)."""
         if not isinstance(fitted, FusionPredictor) or not fitted._models:
             raise NotFittedError("fusion: adopt() needs a fitted fusion predictor")
         labels = fitted._meta.get("labels")
         if labels is None and isinstance(self.tree_weight, dict):
             raise ValueError("fusion: this fit records no label count for a tree weight by labels")
+        if labels is None and isinstance(self.probe_weight, dict):
+            raise ValueError("fusion: this fit records no label count for a probe weight by labels")
         weight = self._tree_weight_for(labels)
         if weight > 0 and not fitted.has_trees:
             raise ValueError("fusion: this model was fitted without trees (tree_weight 0)")
+        probe_weight = self._probe_weight_for(labels)
+        if probe_weight > 0 and not fitted.has_probes:
+            raise ValueError("fusion: this model was fitted without probes (probe_weight 0)")
         other = replace(self)
         other._models, other._trees = fitted._models, fitted._trees
+        other._probes = fitted._probes
         other._meta = {k: v for k, v in fitted._meta.items() if k != "neighbour_pool"}
         other._meta["tree_weight"] = weight
+        other._meta["probe_weight"] = probe_weight
         device = next(fitted._models[0].parameters()).device
         other._summarise_pool(other._inputs(pool, device), pool)
         return other
@@ -838,10 +967,19 @@ class FusionPredictor(Predictor):
         scales = self._meta["scales"]
         return [(s - m) / sd for s, (m, sd) in zip(members, scales, strict=False)]
 
-    def _blend(self, members: list[np.ndarray], trees: np.ndarray | None) -> np.ndarray:
-        """The mean of the members' pool-z-scored scores, mixed by tree_weight with the trees'
-        raw scores z-scored over the pool."""
+    def _blend(
+        self,
+        members: list[np.ndarray],
+        trees: np.ndarray | None,
+        probes: list[np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """The mean of the members' pool-z-scored scores, mixed by probe_weight with the mean of
+        the probes' (`probes`, pool-z-scored; none: no probes) and then by tree_weight with the
+        trees' raw scores z-scored over the pool."""
         score = np.mean(members, axis=0)
+        if probes:
+            probe_weight = self._meta["probe_weight"]
+            score = (1 - probe_weight) * score + probe_weight * np.mean(probes, axis=0)
         if trees is None:
             return score
         mean, sd = self._meta["scales"][-1]
@@ -854,10 +992,17 @@ class FusionPredictor(Predictor):
     def _get_state(self) -> dict[str, Any]:
         if not self._models:
             raise NotFittedError("fusion: nothing to save before fit()")
-        weights = [
-            {k: v.detach().cpu().clone() for k, v in m.state_dict().items()} for m in self._models
+        weights = [_cpu_state(m) for m in self._models]
+        probes = [
+            {"weights": _cpu_state(p.encoder), "probe": (p.mean, p.std, p.weights)}
+            for p in self._probes
         ]
-        return {"meta": dict(self._meta), "weights": weights, "trees": self._trees}
+        return {
+            "meta": dict(self._meta),
+            "weights": weights,
+            "trees": self._trees,
+            "probes": probes,
+        }
 
     def _set_state(self, state: dict[str, Any]) -> None:
         if self.neighbour_smoothing > 0 and len(state["meta"]["neighbour_pool"]) != 3:
@@ -867,10 +1012,15 @@ class FusionPredictor(Predictor):
             )
         self._meta = dict(state["meta"])
         device = resolve_device(self.device)
-        self._models = []
-        for weights in state["weights"]:
-            with seeded(0, torch.device("cpu")):
-                model = self._new_model(self._meta["shapes"])
-            model.load_state_dict(weights)
-            self._models.append(model.to(device).eval())
+        self._models = [self._loaded_model(weights, device) for weights in state["weights"]]
         self._trees = state["trees"]
+        self._probes = [  # fits saved before probes existed have none
+            RidgeProbe(self._loaded_model(saved["weights"], device), *saved["probe"])
+            for saved in state.get("probes", [])
+        ]
+
+    def _loaded_model(self, weights: dict[str, Tensor], device: torch.device) -> FusionNet:
+        with seeded(0, torch.device("cpu")):
+            model = self._new_model(self._meta["shapes"])
+        model.load_state_dict(weights)
+        return model.to(device).eval()
