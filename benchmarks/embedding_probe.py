@@ -5,15 +5,15 @@
 e.g. python benchmarks/embedding_probe.py results/nb201_full cifar10 fusion_flow_m3_smooth \
         78,156 0,1,2,3,4
 
-A post-hoc measurement of a candidate ingredient, not a parzc option. For every (size, seed) fit
-of LABEL in a full-NB201 run, each member's pretrained weights (before fine-tuning, from the
-run's pretraining cache) embed the networks (the concatenated branch embeddings); a ridge
-regression (`--ridge`, on the embeddings standardised over the training networks) maps them to
-the training labels' ranks, fitted on the split's training networks only; the members' probes
-are averaged. The probe's scores and the fit's saved scores, each z-scored over the scored
-networks, are blended at each of `--weights` (the probe's weight) and scored under `--protocols`
-as the run's metrics are. Prints per fit the Kendall tau of the fit, the probe and each blend,
-then each one's mean ± std over the seeds and in how many seeds it beats the fit.
+The post-hoc measurement that led to `fusion`'s `probe_weight`, on fits made without it. For
+every (size, seed) fit of LABEL in a full-NB201 run, each member's pretrained weights (before
+fine-tuning, from the run's pretraining cache) get a ridge probe (`RidgeProbe`, penalty
+`--ridge`) of the training labels' ranks, fitted on the split's training networks only; the
+members' probes are averaged. The probe's scores and the fit's saved scores (trees and
+smoothing included), each z-scored over the scored networks, are blended at each of
+`--weights` (the probe's weight) and scored under `--protocols` as the run's metrics are.
+Prints per fit the Kendall tau of the fit, the probe and each blend, then each one's mean ± std
+over the seeds and in how many seeds it beats the fit.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from parzc.evaluation.predictions import evaluate_predictions
 from parzc.evaluation.protocols import PROTOCOLS, training_labels
 from parzc.layout import Layout
 from parzc.predictors.base import Predictor
-from parzc.predictors.fusion import FusionPredictor
+from parzc.predictors.fusion import FusionPredictor, RidgeProbe
 from parzc.store.matrix import FeatureMatrix
 from parzc.training.splits import load_split, split_path
 
@@ -46,23 +46,6 @@ def pretrained(
     model = replace(fitted, pretrain_cache=cache, device="cpu")
     model.fit(pool.subset(np.zeros(len(pool), dtype=bool)), seed, pool)
     return model
-
-
-def embeddings(model: FusionPredictor, rows: FeatureMatrix) -> list[np.ndarray]:
-    """Each member's embedding of `rows`: its branch embeddings, concatenated."""
-    inputs = model._inputs(rows, torch.device("cpu"))
-    with torch.no_grad():
-        return [torch.cat(m._embeddings(inputs), dim=1).numpy() for m in model._models]
-
-
-def ridge_scores(
-    train: np.ndarray, target: np.ndarray, rows: np.ndarray, alpha: float
-) -> np.ndarray:
-    """Ridge regression of `target` on `train` (standardised by its columns), applied to `rows`."""
-    mean, std = train.mean(axis=0), train.std(axis=0) + 1e-6
-    x, z = (train - mean) / std, (rows - mean) / std
-    weights = np.linalg.solve(x.T @ x + alpha * np.eye(x.shape[1]), x.T @ target)
-    return z @ weights
 
 
 def zscored(values: np.ndarray) -> np.ndarray:
@@ -97,11 +80,13 @@ def main() -> None:
             rows = networks.subset(np.isin(networks.network_ids, frame["network_id"].to_numpy()))
             target = rankdata(training_labels(train, args.train_label))
             members = pretrained(fitted, layout, pool, seed)
-            embedded = zip(embeddings(members, train), embeddings(members, rows), strict=True)
+            train_in, rows_in = (members._inputs(d, torch.device("cpu")) for d in (train, rows))
+            probes = [
+                RidgeProbe.fit(member, train_in, target, args.ridge, members.eval_seed)
+                for member in members._models
+            ]
             probe = zscored(
-                np.mean(
-                    [zscored(ridge_scores(a, target, b, args.ridge)) for a, b in embedded], axis=0
-                )
+                np.mean([zscored(p.scores(rows_in, members.eval_seed)) for p in probes], axis=0)
             )
             saved = dict(zip(frame["network_id"].to_list(), frame["score"].to_list(), strict=True))
             fit = zscored(np.array([saved[n] for n in rows.network_ids.tolist()]))
