@@ -27,9 +27,9 @@ Training has two stages:
 2. fine-tune on the labelled architectures with `loss` on `target`-transformed accuracies.
 `members` such models (seeds seed*1000+k), optionally a ridge probe on each member's pretrained
 embedding (`probe_weight`) and gradient-boosted trees (`tree_weight`) are averaged as scores
-z-scored over the pool, optionally smoothed over the pool networks one
-edit away from each network's cells (`neighbour_smoothing`); the uncertainty is the spread of the
-members' MC samples.
+z-scored over the pool, optionally smoothed over the pool networks one edit away from each
+network's cells (`neighbour_smoothing`); the uncertainty is the spread of the members' MC
+samples.
 """
 
 from __future__ import annotations
@@ -312,6 +312,7 @@ class RidgeProbe:
 
 
 def _embedded(encoder: FusionNet, inputs: dict[str, tuple[Tensor, ...]], seed: int) -> np.ndarray:
+    """`encoder.embedding` of prepared `inputs`, its Bayesian weights (if any) drawn with `seed`."""
     device = next(encoder.parameters()).device
     with torch.no_grad(), seeded(seed, device):
         return encoder.embedding(inputs).double().cpu().numpy()
@@ -1020,6 +1021,7 @@ class FusionPredictor(Predictor):
         ]
 
     def _loaded_model(self, weights: dict[str, Tensor], device: torch.device) -> FusionNet:
+        """A saved member (or probe encoder) rebuilt on `device`, in eval mode."""
         with seeded(0, torch.device("cpu")):
             model = self._new_model(self._meta["shapes"])
         model.load_state_dict(weights)
