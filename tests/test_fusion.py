@@ -296,7 +296,7 @@ def test_probes_blend_ridge_fits_on_the_pretrained_members(mini_matrix, tmp_path
         torch.testing.assert_close(ours.state_dict(), theirs.state_dict(), rtol=0, atol=0)
     data = probed._inputs(mini_matrix, torch.device("cpu"))
     nets = np.mean([n.mean(axis=0) for n in probed._standardised(probed._mc_scores(data))], 0)
-    probes = np.mean(probed._probe_scores(data), axis=0)
+    probes = np.mean(probed._standardised_probes(probed._probe_scores(data)), axis=0)
     mean, sd = probed._meta["scales"][-1]
     trees = (probed._trees.predict(mini_matrix)[0] - mean) / sd
     expected = 0.5 * (0.5 * nets + 0.5 * probes) + 0.5 * trees
@@ -309,6 +309,25 @@ def test_probes_blend_ridge_fits_on_the_pretrained_members(mini_matrix, tmp_path
     probed.save(tmp_path / "probed.pkl")
     loaded = type(probed).load(tmp_path / "probed.pkl")
     np.testing.assert_array_equal(loaded.predict(mini_matrix)[0], probed.predict(mini_matrix)[0])
+
+
+def test_a_fit_saved_before_probes_existed_still_predicts(tmp_path, mini_matrix):
+    """A saved fit whose state and metadata predate probes loads without probes and scores
+    as it did."""
+    import pickle
+
+    train, pool = mini_matrix.subset(np.arange(6)), mini_matrix.unlabelled()
+    model = create_predictor("fusion", **FAST, tree_weight=0.5, neighbour_smoothing=0.3)
+    model.fit(train, seed=0, pool=pool)
+    model.save(tmp_path / "fusion.pkl")
+    payload = pickle.loads((tmp_path / "fusion.pkl").read_bytes())
+    del payload["state"]["probes"]
+    for key in ("probe_weight", "probe_scales"):
+        del payload["state"]["meta"][key]
+    (tmp_path / "old.pkl").write_bytes(pickle.dumps(payload))
+    old = type(model).load(tmp_path / "old.pkl")
+    assert not old.has_probes
+    np.testing.assert_array_equal(old.predict(mini_matrix)[0], model.predict(mini_matrix)[0])
 
 
 def test_fusion_trees_regress_the_tree_target(mini_matrix):

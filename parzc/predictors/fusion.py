@@ -802,19 +802,15 @@ class FusionPredictor(Predictor):
         if self._trees is not None:
             pool_scores.append(self._trees.predict(pool)[0])
         self._meta["scales"] = [(float(s.mean()), float(s.std()) or 1.0) for s in pool_scores]
-        probe_scores = [probe.scores(pool_in, self.eval_seed) for probe in self._probes]
+        probe_scores = self._probe_scores(pool_in)
         self._meta["probe_scales"] = [
             (float(s.mean()), float(s.std()) or 1.0) for s in probe_scores
         ]
         if self.neighbour_smoothing > 0:
             nets = self._standardised(pool_scores[: len(self._models)])
             trees = pool_scores[-1] if self._trees is not None else None
-            probes = [
-                (s - m) / sd
-                for s, (m, sd) in zip(probe_scores, self._meta["probe_scales"], strict=True)
-            ]
             pool_ids = pool.network_ids.copy()
-            pool_score = self._blend(nets, trees, probes)
+            pool_score = self._blend(nets, trees, self._standardised_probes(probe_scores))
             # the pool networks' means, once: predicting the pool needs no neighbour search
             pool_means = neighbour_means(pool.space, pool_ids, pool_ids, pool_score)
             self._meta["neighbour_pool"] = (pool_ids, pool_score, pool_means)
@@ -875,7 +871,8 @@ class FusionPredictor(Predictor):
         inputs = self._inputs(data, device)
         nets = self._standardised(self._mc_scores(inputs))
         trees = self._trees.predict(data)[0] if self._trees is not None else None
-        score = self._blend([n.mean(axis=0) for n in nets], trees, self._probe_scores(inputs))
+        probes = self._standardised_probes(self._probe_scores(inputs))
+        score = self._blend([n.mean(axis=0) for n in nets], trees, probes)
         if self.neighbour_smoothing > 0:
             score = smoothed(score, self._neighbour_means(data), self.neighbour_smoothing)
         spread = np.concatenate(nets, axis=0)
@@ -883,15 +880,18 @@ class FusionPredictor(Predictor):
         return score.astype(np.float64), uncertainty
 
     def _probe_scores(self, inputs: dict[str, tuple[Tensor, ...]]) -> list[np.ndarray]:
-        """Each probe's scores of prepared `inputs`, z-scored with its pool mean and std (none
-        where the probes' weight is 0)."""
+        """Each probe's raw scores of prepared `inputs` (none where the probes' weight is 0)."""
         if not self._meta.get("probe_weight", 0.0):
             return []
+        return [probe.scores(inputs, self.eval_seed) for probe in self._probes]
+
+    def _standardised_probes(self, scores: list[np.ndarray]) -> list[np.ndarray]:
+        """Each probe's scores z-scored with its pool mean and std (fits saved before probes
+        existed record no scales and have no scores)."""
+        if not scores:
+            return []
         scales = self._meta["probe_scales"]
-        return [
-            (probe.scores(inputs, self.eval_seed) - m) / sd
-            for probe, (m, sd) in zip(self._probes, scales, strict=True)
-        ]
+        return [(s - m) / sd for s, (m, sd) in zip(scores, scales, strict=True)]
 
     @property
     def has_trees(self) -> bool:
