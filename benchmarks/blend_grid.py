@@ -20,9 +20,11 @@ def blends(
     tree_weights: list[float],
     smoothing: list[float],
     fit_name: str,
+    probe_weight: float | None = None,
 ) -> Iterator[tuple[float, float, FusionPredictor]]:
-    """(tree weight, smoothing, `fitted` re-blended at them) for every pair of the grid; tree
-    weights above 0 are skipped, saying so under `fit_name`, for a fit without trees."""
+    """(tree weight, smoothing, `fitted` re-blended at them and at `probe_weight`, None: the
+    fit's own) for every pair of the grid; tree weights above 0 are skipped, saying so under
+    `fit_name`, for a fit without trees."""
     for tree_weight in tree_weights:
         if tree_weight > 0 and not fitted.has_trees:
             print(f"{fit_name} tree_weight={tree_weight}: skipped, no trees", flush=True)
@@ -31,5 +33,10 @@ def blends(
             yield (
                 tree_weight,
                 weight,
-                fitted.reweighted(pool, tree_weight=tree_weight, neighbour_smoothing=weight),
+                fitted.reweighted(
+                    pool,
+                    tree_weight=tree_weight,
+                    neighbour_smoothing=weight,
+                    probe_weight=probe_weight,
+                ),
             )

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
-from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -68,11 +67,10 @@ def main() -> None:
             metadata = {k.decode(): v.decode() for k, v in pq.read_schema(source).metadata.items()}
             rows = networks.subset(np.isin(networks.network_ids, frame["network_id"].to_numpy()))
             for probe_weight in args.probe_weights or [None]:
-                probed = fitted
-                if probe_weight is not None:
-                    probed = replace(fitted, probe_weight=probe_weight).adopt(fitted, pool)
                 fit_name = f"{args.label} n={size} seed={seed}"
-                grid = blends(probed, pool, args.tree_weights, args.smoothing, fit_name)
+                grid = blends(
+                    fitted, pool, args.tree_weights, args.smoothing, fit_name, probe_weight
+                )
                 for tree_weight, smoothing, model in grid:
                     scores = model.predict(rows)[0]
                     score = dict(zip(rows.network_ids.tolist(), scores, strict=True))

@@ -302,7 +302,7 @@ def test_probes_blend_ridge_fits_on_the_pretrained_members(mini_matrix, tmp_path
     expected = 0.5 * (0.5 * nets + 0.5 * probes) + 0.5 * trees
     np.testing.assert_allclose(probed.predict(mini_matrix)[0], expected, rtol=1e-9)
     assert not np.allclose(expected, plain.predict(mini_matrix)[0])
-    unprobed = replace(probed, probe_weight=0.0).adopt(probed, pool)
+    unprobed = probed.reweighted(pool, tree_weight=0.5, neighbour_smoothing=0.0, probe_weight=0)
     np.testing.assert_allclose(unprobed.predict(mini_matrix)[0], plain.predict(mini_matrix)[0])
     with pytest.raises(ValueError, match="fitted without probes"):
         replace(plain, probe_weight=0.5).adopt(plain, pool)

@@ -942,11 +942,18 @@ class FusionPredictor(Predictor):
         return other
 
     def reweighted(
-        self, pool: FeatureMatrix, *, tree_weight: float, neighbour_smoothing: float
+        self,
+        pool: FeatureMatrix,
+        *,
+        tree_weight: float,
+        neighbour_smoothing: float,
+        probe_weight: float | None = None,
     ) -> FusionPredictor:
-        """This fitted model with other blend weights, without refitting (`adopt`)."""
+        """This fitted model with other blend weights (`probe_weight` None: its own), without
+        refitting (`adopt`)."""
+        probes = {} if probe_weight is None else {"probe_weight": probe_weight}
         return replace(
-            self, tree_weight=tree_weight, neighbour_smoothing=neighbour_smoothing
+            self, tree_weight=tree_weight, neighbour_smoothing=neighbour_smoothing, **probes
         ).adopt(self, pool)
 
     def _neighbour_means(self, data: FeatureMatrix) -> np.ndarray:
