@@ -26,7 +26,7 @@ import torch
 from scipy import stats
 
 from parzc.predictors.fusion import FusionPredictor
-from parzc.predictors.proxy_ensembles import mean_rank
+from parzc.predictors.proxy_ensembles import column_ranks, mean_rank
 from parzc.proxies import LAYER_PROXIES, NETWORK_PROXIES
 from parzc.proxies.batch import load_batch
 from parzc.proxies.compute import compute_proxies
@@ -51,7 +51,11 @@ def main() -> None:
     archs = space.archs()
     nets = np.random.default_rng(args.seed).permutation(space.networks())[: args.networks]
     arch_of = dict(archs.select("arch_id", "arch").iter_rows())
-    truth = space.accuracy_table()
+    truth = space.accuracy_table().select("dataset", "arch_id", "test_acc")
+    accuracies = {
+        target: dict(truth.filter(pl.col("dataset") == target).drop("dataset").iter_rows())
+        for target in args.targets
+    }
     layer = LAYER_PROXIES.names() if args.layer is None else args.layer
     network = NETWORK_PROXIES.names() if args.network is None else args.network
     rows, timings = [], []
@@ -76,16 +80,11 @@ def main() -> None:
                     values.setdefault(f"net:{name}", []).append(value)
             ms = 1e3 * (time.perf_counter() - started) / len(nets)
             if all(name in values for name in args.ensemble):
-                ranks = np.stack([stats.rankdata(values[name]) for name in args.ensemble])
+                ranks = column_ranks([np.asarray(values[name]) for name in args.ensemble])
                 values[f"mean rank of {' '.join(args.ensemble)}"] = list(mean_rank(ranks))
             timings.append(f"batch {size}, {inputs} inputs: {ms:.0f} ms per arch")
             for target in args.targets:
-                acc = dict(
-                    truth.filter(pl.col("dataset") == target)
-                    .select("arch_id", "test_acc")
-                    .iter_rows()
-                )
-                y = np.array([acc[int(a)] for a in nets])
+                y = np.array([accuracies[target][int(a)] for a in nets])
                 column = (
                     str(size)
                     if len(args.inputs) == len(args.targets) == 1

@@ -52,7 +52,11 @@ def proxy_ranks(data: FeatureMatrix, proxies: Sequence[str]) -> np.ndarray:
             f"proxies {missing} are not aggregate columns of the data "
             f"(available: {data.aggregate_names})"
         )
-    columns = [data.aggregates[:, data.aggregate_names.index(name)] for name in proxies]
+    return column_ranks([data.aggregates[:, data.aggregate_names.index(name)] for name in proxies])
+
+
+def column_ranks(columns: Sequence[np.ndarray]) -> np.ndarray:
+    """(len(columns), n) ranks 1..n of each column of n values, NaN values ranked last."""
     return np.stack([rankdata(np.where(np.isfinite(c), c, -np.inf)) for c in columns])
 
 
