@@ -333,12 +333,15 @@ def _weights_by_labels(name: str, spec: float | dict[Any, Any]) -> float | dict[
             raise ValueError(
                 f"fusion: {name} by labels needs integer label counts, got {sorted(spec)}"
             ) from None
-        weights = list(spec.values())
-    else:
-        weights = [spec]
+    weights = _weight_values(spec)
     if not weights or not all(0.0 <= w <= 1.0 for w in weights):
         raise ValueError(f"fusion: {name} must lie in [0, 1], got {spec}")
     return spec
+
+
+def _weight_values(spec: float | dict[int, float]) -> list[float]:
+    """Every weight `spec` gives: its value, or each label count's."""
+    return list(spec.values()) if isinstance(spec, dict) else [spec]
 
 
 def _weight_at(spec: float | dict[int, float], labels: int) -> float:
@@ -488,12 +491,7 @@ class FusionPredictor(Predictor):
         self.probe_weight = _weights_by_labels("probe_weight", self.probe_weight)
         if self.probe_ridge <= 0:
             raise ValueError(f"fusion: probe_ridge must be > 0, got {self.probe_ridge}")
-        probe_weights = (
-            self.probe_weight.values()
-            if isinstance(self.probe_weight, dict)
-            else [self.probe_weight]
-        )
-        if not self._pretraining and any(w > 0 for w in probe_weights):
+        if not self._pretraining and any(w > 0 for w in _weight_values(self.probe_weight)):
             raise ValueError("fusion: probe_weight needs pretraining (a probe of what it learned)")
         if not 0.0 <= self.neighbour_smoothing < 1.0:
             raise ValueError(
