@@ -20,36 +20,17 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
-from dataclasses import replace
 
 import numpy as np
-import polars as pl
 import torch
 from blend_grid import floats
+from saved_fits import SavedFit, zscored
 from scipy.stats import rankdata
 
-from parzc.evaluation.predictions import evaluate_predictions
 from parzc.evaluation.protocols import PROTOCOLS, training_labels
 from parzc.layout import Layout
-from parzc.predictors.base import Predictor
-from parzc.predictors.fusion import FusionPredictor, RidgeProbe
+from parzc.predictors.fusion import RidgeProbe
 from parzc.store.matrix import FeatureMatrix
-from parzc.training.splits import load_split, split_path
-
-
-def pretrained(
-    fitted: FusionPredictor, layout: Layout, pool: FeatureMatrix, seed: int
-) -> FusionPredictor:
-    """`fitted`'s members before fine-tuning: its pretraining, reloaded from the run's cache (a
-    fit on no labels keeps the pretrained models)."""
-    cache = layout.path("pretrained", space=pool.space, dataset=pool.dataset)
-    model = replace(fitted, pretrain_cache=cache, device="cpu")
-    model.fit(pool.subset(np.zeros(len(pool), dtype=bool)), seed, pool)
-    return model
-
-
-def zscored(values: np.ndarray) -> np.ndarray:
-    return (values - values.mean()) / values.std()
 
 
 def main() -> None:
@@ -70,17 +51,12 @@ def main() -> None:
     for size in map(int, args.sizes.split(",")):
         kendall: dict[tuple[str, str], list[float]] = defaultdict(list)
         for seed in map(int, args.seeds.split(",")):
-            keys = {"space": "nb201", "dataset": args.target, "predictor": args.label}
-            keys |= {"size": size, "seed": seed}
-            fitted = Predictor.load(layout.path("model", **keys))
-            frame = pl.read_parquet(layout.path("predictions", **keys))
-            path = split_path(layout, "nb201", args.target, size, seed, args.draw)
-            train_ids, _ = load_split(path)
-            train = networks.subset(np.isin(networks.arch_ids, train_ids))
-            rows = networks.subset(np.isin(networks.network_ids, frame["network_id"].to_numpy()))
-            target = rankdata(training_labels(train, args.train_label))
-            members = pretrained(fitted, layout, pool, seed)
-            train_in, rows_in = (members._inputs(d, torch.device("cpu")) for d in (train, rows))
+            fit = SavedFit.load(layout, networks, args.target, args.label, size, seed, args.draw)
+            target = rankdata(training_labels(fit.train, args.train_label))
+            members = fit.pretrained(layout, pool, seed)
+            train_in, rows_in = (
+                members._inputs(d, torch.device("cpu")) for d in (fit.train, fit.rows)
+            )
             probes = [
                 RidgeProbe.fit(member, train_in, target, args.ridge, members.eval_seed)
                 for member in members._models
@@ -88,19 +64,14 @@ def main() -> None:
             probe = zscored(
                 np.mean([zscored(p.scores(rows_in, members.eval_seed)) for p in probes], axis=0)
             )
-            saved = dict(zip(frame["network_id"].to_list(), frame["score"].to_list(), strict=True))
-            fit = zscored(np.array([saved[n] for n in rows.network_ids.tolist()]))
-            variants = {"fit": fit, "probe": probe}
-            variants |= {f"blend {w}": (1 - w) * fit + w * probe for w in args.weights}
+            saved = zscored(fit.saved_scores())
+            variants = {"fit": saved, "probe": probe}
+            variants |= {f"blend {w}": (1 - w) * saved + w * probe for w in args.weights}
             line = []
             for name, score in variants.items():
-                by_network = dict(zip(rows.network_ids.tolist(), score, strict=True))
-                rescored = frame.with_columns(
-                    score=pl.col("network_id").replace_strict(by_network, return_dtype=pl.Float64)
-                )
-                for row in evaluate_predictions(rescored, protocols).iter_rows(named=True):
-                    kendall[row["protocol"], name].append(row["kendall"])
-                    line.append(f"{row['protocol']} {name} {row['kendall']:.4f}")
+                for protocol, tau in fit.kendall(score, protocols).items():
+                    kendall[protocol, name].append(tau)
+                    line.append(f"{protocol} {name} {tau:.4f}")
             print(f"{args.label} {args.target} n={size} seed={seed}: {', '.join(line)}", flush=True)
         for (protocol, name), taus in sorted(kendall.items()):
             above = sum(t > f for t, f in zip(taus, kendall[protocol, "fit"], strict=True))

@@ -311,6 +311,29 @@ def test_probes_blend_ridge_fits_on_the_pretrained_members(mini_matrix, tmp_path
     np.testing.assert_array_equal(loaded.predict(mini_matrix)[0], probed.predict(mini_matrix)[0])
 
 
+def test_pretrained_share_interpolates_each_member_towards_its_pretrained_weights(mini_matrix):
+    """With pretrained_share s, each member's weights are s x its pretrained weights + (1 - s) x
+    those of the same fit without the share (same seed); by labels, the share of the fit's
+    label count applies, and the fit's settings record that share, not the spec."""
+    train, pool = mini_matrix.subset(np.arange(8)), mini_matrix.unlabelled()
+    options = dict(FAST, members=2, pretrain_epochs=5)
+    shared = create_predictor("fusion", **options, pretrained_share={0: 0.25, 100: 0.0})
+    shared.fit(train, seed=0, pool=pool)
+    plain = create_predictor("fusion", **options)
+    plain.fit(train, seed=0, pool=pool)
+    pretrained = create_predictor("fusion", **options)  # no labels: the pretrained members
+    pretrained.fit(train.subset(np.zeros(len(train), dtype=bool)), seed=0, pool=pool)
+    assert shared._meta["pretrained_share"] == 0.25
+    for ours, tuned, before in zip(shared._models, plain._models, pretrained._models, strict=True):
+        tuned, before = tuned.state_dict(), before.state_dict()
+        assert any(not torch.equal(tuned[k], before[k]) for k in tuned)
+        for name, value in ours.state_dict().items():
+            torch.testing.assert_close(value, 0.25 * before[name] + 0.75 * tuned[name])
+    assert shared.fit_settings(8)["pretrained_share"] == 0.25
+    assert shared.fit_settings(100)["pretrained_share"] == 0.0
+    assert shared.fit_settings(100) == replace(shared, pretrained_share=0.0).fit_settings(100)
+
+
 def test_a_fit_saved_before_probes_existed_still_predicts(tmp_path, mini_matrix):
     """A saved fit whose state and metadata predate probes loads without probes and scores
     as it did."""
@@ -506,6 +529,8 @@ def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
         ({"probe_weight": 1.5}, "probe_weight must lie in"),
         ({"probe_weight": {0: 0.5}, "pretrain_epochs": 0}, "probe_weight needs pretraining"),
         ({"probe_ridge": 0.0}, "probe_ridge must be > 0"),
+        ({"pretrained_share": -0.1}, "pretrained_share must lie in"),
+        ({"pretrained_share": 0.2, "pretrain_epochs": 0}, "pretrained_share needs pretraining"),
     ],
 )
 def test_bad_fusion_parameters_are_named(params, message, mini_matrix):

@@ -87,12 +87,18 @@ def test_a_blend_change_re_blends_the_kept_fit(data, split, tmp_path):
 
 @pytest.mark.parametrize(
     "change",
-    [{"epochs": 6}, {"tree_weight": 0.0}, {"tree_target": "rank"}, {"probe_weight": 0.25}],
-    ids=["epochs", "no trees", "tree target", "probes"],
+    [
+        {"epochs": 6},
+        {"tree_weight": 0.0},
+        {"tree_target": "rank"},
+        {"probe_weight": 0.25},
+        {"pretrained_share": 0.25},
+    ],
+    ids=["epochs", "no trees", "tree target", "probes", "pretrained share"],
 )
 def test_any_other_change_fits_again(data, split, tmp_path, change):
-    """Another fine-tuning length, dropping the trees, another tree target or adding probes is
-    another fit."""
+    """Another fine-tuning length, dropping the trees, another tree target, adding probes or
+    a pretrained share is another fit."""
     _train(tmp_path / "run", data, split, "a")
     report, _ = _train(tmp_path / "run", data, split, "b", **change)
     assert "kept_fit" not in report

@@ -323,6 +323,19 @@ def _cpu_state(module: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
+def interpolated(
+    pretrained: dict[str, Tensor], finetuned: dict[str, Tensor], share: float
+) -> dict[str, Tensor]:
+    """A member's weights `share` x pretrained + (1 - share) x fine-tuned (WiSE-FT's weight-space
+    ensemble); tensors that are not floating point (counters) are the fine-tuned ones."""
+    return {
+        name: share * pretrained[name].to(value) + (1 - share) * value
+        if value.is_floating_point()
+        else value
+        for name, value in finetuned.items()
+    }
+
+
 def _weights_by_labels(name: str, spec: float | dict[Any, Any]) -> float | dict[int, float]:
     """A blend weight in [0, 1], or {labels: weight} with integer label counts (JSON params
     give string keys); raises naming `name` otherwise."""
@@ -396,6 +409,10 @@ class FusionPredictor(Predictor):
     a ridge regression (penalty `probe_ridge`) of the training labels' ranks on its embedding
     before fine-tuning (`RidgeProbe`), and mixes the probes' mean with the fine-tuned members'
     at this weight, before the trees; it needs pretraining.
+    `pretrained_share` > 0 (a weight, or {labels: weight} as `tree_weight`) interpolates each
+    member's weights after fine-tuning towards its pretrained ones: share x pretrained +
+    (1 - share) x fine-tuned (WiSE-FT's weight-space ensemble, `interpolated`), so a few labels
+    move the pretrained ranking part of the way; it needs pretraining.
     `neighbour_smoothing` > 0 mixes each score, with this weight, with the mean pool score of
     its neighbours: the networks of the nearest operation encodings of each of its cells,
     averaged over its cells (NB201: one operation changed; `parzc.neighbours`), a label-free
@@ -443,6 +460,7 @@ class FusionPredictor(Predictor):
     tree_target: str = "accuracy"
     probe_weight: float | dict[int, float] = 0.0
     probe_ridge: float = 1.0
+    pretrained_share: float | dict[int, float] = 0.0
     neighbour_smoothing: float = 0.0
     slot_layout: str = "aligned"
     mc_samples: int = 1
@@ -493,6 +511,9 @@ class FusionPredictor(Predictor):
             raise ValueError(f"fusion: probe_ridge must be > 0, got {self.probe_ridge}")
         if not self._pretraining and any(w > 0 for w in _weight_values(self.probe_weight)):
             raise ValueError("fusion: probe_weight needs pretraining (a probe of what it learned)")
+        self.pretrained_share = _weights_by_labels("pretrained_share", self.pretrained_share)
+        if not self._pretraining and any(w > 0 for w in _weight_values(self.pretrained_share)):
+            raise ValueError("fusion: pretrained_share needs pretraining (weights to share)")
         if not 0.0 <= self.neighbour_smoothing < 1.0:
             raise ValueError(
                 f"fusion: neighbour_smoothing must lie in [0, 1), got {self.neighbour_smoothing}"
@@ -505,6 +526,10 @@ class FusionPredictor(Predictor):
     def _probe_weight_for(self, labels: int) -> float:
         """The probes' weight for a fit on `labels` labels (`probe_weight`, the class doc)."""
         return _weight_at(self.probe_weight, labels)
+
+    def _pretrained_share_for(self, labels: int) -> float:
+        """The pretrained weights' share for a fit on `labels` labels (the class doc)."""
+        return _weight_at(self.pretrained_share, labels)
 
     @property
     def _pretraining(self) -> bool:
@@ -697,6 +722,7 @@ class FusionPredictor(Predictor):
         )
         loss_fn = make_loss(self.loss)
         probing = labelled and self._probe_weight_for(len(acc)) > 0
+        share = self._pretrained_share_for(len(acc)) if labelled else 0.0
         probe_target = TARGETS.get("rank")(acc)
         self._models, self._probes, losses = [], [], []
         reused, pretrain_s = 0, 0.0
@@ -746,6 +772,7 @@ class FusionPredictor(Predictor):
                 if not labelled:
                     self._models.append(model)
                     continue
+                pretrained = _cpu_state(model) if share > 0 else None
                 if probing:  # on the member before fine-tuning changes it
                     encoder = copy.deepcopy(model).eval()
                     self._probes.append(
@@ -767,10 +794,13 @@ class FusionPredictor(Predictor):
                             auxiliary=auxiliary,
                         )
                     )
+                if pretrained is not None:
+                    model.load_state_dict(interpolated(pretrained, model.state_dict(), share))
                 self._models.append(model)
         self._meta["labels"] = len(acc)
         self._meta["tree_weight"] = self._tree_weight_for(len(acc))
         self._meta["probe_weight"] = self._probe_weight_for(len(acc)) if probing else 0.0
+        self._meta["pretrained_share"] = share
         self._trees = None
         if self._meta["tree_weight"] > 0 and labelled:
             self._trees = GBDTPredictor(
@@ -902,10 +932,12 @@ class FusionPredictor(Predictor):
         return bool(self._probes)
 
     def fit_settings(self, labels: int) -> dict[str, Any]:
-        """The params less the blend and the pretraining cache's folder, and whether a fit on
-        `labels` labels makes trees and probes (a tree / probe weight above 0 for that count)."""
+        """The params less the blend and the pretraining cache's folder, the pretrained share
+        for `labels` labels, and whether a fit on `labels` labels makes trees and probes (a
+        tree / probe weight above 0 for that count)."""
         settings = super().fit_settings(labels)
         del settings["pretrain_cache"]
+        settings["pretrained_share"] = self._pretrained_share_for(labels)
         return settings | {
             "trees": self._tree_weight_for(labels) > 0,
             "probes": self._probe_weight_for(labels) > 0,
