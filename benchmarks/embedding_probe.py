@@ -1,7 +1,8 @@
 """Blend saved fusion fits with a ridge probe on their members' pretrained embeddings.
 
     python benchmarks/embedding_probe.py RESULTS TARGET LABEL SIZES SEEDS \
-        [--ridge 1] [--weights 0.25,0.5] [--protocols strict] [--draw networks] [--train-label val]
+        [--ridge 1] [--weights 0.25,0.5] [--rbf 2:0.3,2:1] [--protocols strict] [--draw networks] \
+        [--train-label val]
 e.g. python benchmarks/embedding_probe.py results/nb201_full cifar10 fusion_flow_m3_smooth \
         78,156 0,1,2,3,4
 
@@ -9,7 +10,10 @@ The post-hoc measurement that led to `fusion`'s `probe_weight`, on fits made wit
 every (size, seed) fit of LABEL in a full-NB201 run, each member's pretrained weights (before
 fine-tuning, from the run's pretraining cache) get a ridge probe (`RidgeProbe`, penalty
 `--ridge`) of the training labels' ranks, fitted on the split's training networks only; the
-members' probes are averaged. The probe's scores and the fit's saved scores (trees and
+members' probes are averaged. With `--rbf LENGTH:PENALTY,...` kernel ridge probes with an RBF
+kernel (scikit-learn's `KernelRidge`, length scale LENGTH times the square root of the embedding's
+width, on the same standardised embedding) are scored next to the linear one, each blended as it
+is. The probe's scores and the fit's saved scores (trees and
 smoothing included), each z-scored over the scored networks, are blended at each of
 `--weights` (the probe's weight) and scored under `--protocols` as the run's metrics are.
 Prints per fit the Kendall tau of the fit, the probe and each blend, then each one's mean ± std
@@ -26,11 +30,36 @@ import torch
 from blend_grid import floats
 from saved_fits import SavedFit, zscored
 from scipy.stats import rankdata
+from sklearn.kernel_ridge import KernelRidge
 
 from parzc.evaluation.protocols import PROTOCOLS, training_labels
 from parzc.layout import Layout
-from parzc.predictors.fusion import RidgeProbe
+from parzc.predictors.fusion import RidgeProbe, _embedded
 from parzc.store.matrix import FeatureMatrix
+
+
+def rbf_scores(
+    probe: RidgeProbe,
+    train_in: dict[str, tuple[torch.Tensor, ...]],
+    rows_in: dict[str, tuple[torch.Tensor, ...]],
+    target: np.ndarray,
+    length: float,
+    penalty: float,
+    seed: int,
+) -> np.ndarray:
+    """The rows' scores by an RBF kernel ridge of the centred `target` on `probe`'s
+    standardised embedding, length scale `length` x the square root of its width."""
+    x_train, x_rows = (
+        (_embedded(probe.encoder, d, seed) - probe.mean) / probe.std for d in (train_in, rows_in)
+    )
+    gamma = 1.0 / (length**2 * x_train.shape[1])
+    model = KernelRidge(alpha=penalty, kernel="rbf", gamma=gamma)
+    return model.fit(x_train, target - target.mean()).predict(x_rows)
+
+
+def kernels(text: str) -> list[tuple[float, float]]:
+    """Comma-separated LENGTH:PENALTY pairs, e.g. "2:0.3,2:1"."""
+    return [tuple(map(float, pair.split(":"))) for pair in text.split(",")]
 
 
 def main() -> None:
@@ -39,6 +68,7 @@ def main() -> None:
         parser.add_argument(name)
     parser.add_argument("--ridge", type=float, default=1.0)
     parser.add_argument("--weights", type=floats, default=[0.25, 0.5])
+    parser.add_argument("--rbf", type=kernels, default=[])
     parser.add_argument("--protocols", default="strict")
     parser.add_argument("--draw", default="networks")
     parser.add_argument("--train-label", default="val")
@@ -64,9 +94,22 @@ def main() -> None:
             probe = zscored(
                 np.mean([zscored(p.scores(rows_in, members.eval_seed)) for p in probes], axis=0)
             )
+            probes_by_name = {"probe": probe}
+            for length, penalty in args.rbf:
+                scores = [
+                    zscored(
+                        rbf_scores(p, train_in, rows_in, target, length, penalty, members.eval_seed)
+                    )
+                    for p in probes
+                ]
+                probes_by_name[f"rbf {length}:{penalty}"] = zscored(np.mean(scores, axis=0))
             saved = zscored(fit.saved_scores())
-            variants = {"fit": saved, "probe": probe}
-            variants |= {f"blend {w}": (1 - w) * saved + w * probe for w in args.weights}
+            variants = {"fit": saved}
+            for name, scores in probes_by_name.items():
+                variants[name] = scores
+                variants |= {
+                    f"{name} blend {w}": (1 - w) * saved + w * scores for w in args.weights
+                }
             line = []
             for name, score in variants.items():
                 for protocol, tau in fit.kendall(score, protocols).items():
