@@ -45,6 +45,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from sklearn.linear_model import Ridge
 from torch import Tensor, nn
 
 from parzc.device import resolve_device
@@ -302,9 +303,9 @@ class RidgeProbe:
         """Fit on the training rows' prepared `inputs` and their `target` with penalty `alpha`."""
         embedded = _embedded(encoder, inputs, seed)
         mean, std = embedded.mean(axis=0), embedded.std(axis=0) + 1e-6
-        x = (embedded - mean) / std
-        weights = np.linalg.solve(x.T @ x + alpha * np.eye(x.shape[1]), x.T @ target)
-        return cls(encoder, mean, std, weights)
+        # centred columns: no intercept needed, and the target's mean does not move the ranking
+        ridge = Ridge(alpha=alpha, fit_intercept=False).fit((embedded - mean) / std, target)
+        return cls(encoder, mean, std, ridge.coef_)
 
     def scores(self, inputs: dict[str, tuple[Tensor, ...]], seed: int) -> np.ndarray:
         """The probe's scores of prepared `inputs` (higher is better)."""
