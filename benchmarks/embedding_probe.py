@@ -28,14 +28,12 @@ from collections import defaultdict
 import numpy as np
 import torch
 from blend_grid import floats
-from saved_fits import SavedFit, zscored
+from saved_fits import Run, add_fit_arguments, zscored
 from scipy.stats import rankdata
 from sklearn.kernel_ridge import KernelRidge
 
-from parzc.evaluation.protocols import PROTOCOLS, training_labels
-from parzc.layout import Layout
+from parzc.evaluation.protocols import training_labels
 from parzc.predictors.fusion import RidgeProbe, _embedded
-from parzc.store.matrix import FeatureMatrix
 
 
 def rbf_scores(
@@ -64,26 +62,18 @@ def kernels(text: str) -> list[tuple[float, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in ("results", "target", "label", "sizes", "seeds"):
-        parser.add_argument(name)
+    add_fit_arguments(parser)
     parser.add_argument("--ridge", type=float, default=1.0)
     parser.add_argument("--weights", type=floats, default=[0.25, 0.5])
     parser.add_argument("--rbf", type=kernels, default=[])
-    parser.add_argument("--protocols", default="strict")
-    parser.add_argument("--draw", default="networks")
     parser.add_argument("--train-label", default="val")
     args = parser.parse_args()
-    protocols = {name: PROTOCOLS.get(name) for name in args.protocols.split(",")}
-    layout = Layout(args.results)
-    data = FeatureMatrix.load(f"{args.results}/matrices-v2/{args.target}.npz")
-    networks = data.subset(data.arch_ids == data.network_ids)
-    pool = networks.unlabelled()  # the pool train_and_predict fits with
+    run = Run.of(args)
     for size in map(int, args.sizes.split(",")):
         kendall: dict[tuple[str, str], list[float]] = defaultdict(list)
-        for seed in map(int, args.seeds.split(",")):
-            fit = SavedFit.load(layout, networks, args.target, args.label, size, seed, args.draw)
+        for seed, fit in run.fits(args, size):
             target = rankdata(training_labels(fit.train, args.train_label))
-            members = fit.pretrained(layout, pool, seed)
+            members = fit.pretrained(run.layout, run.pool, seed)
             train_in, rows_in = (
                 members._inputs(d, torch.device("cpu")) for d in (fit.train, fit.rows)
             )
@@ -112,7 +102,7 @@ def main() -> None:
                 }
             line = []
             for name, score in variants.items():
-                for protocol, tau in fit.kendall(score, protocols).items():
+                for protocol, tau in fit.kendall(score, run.protocols).items():
                     kendall[protocol, name].append(tau)
                     line.append(f"{protocol} {name} {tau:.4f}")
             print(f"{args.label} {args.target} n={size} seed={seed}: {', '.join(line)}", flush=True)

@@ -22,37 +22,28 @@ from collections import defaultdict
 
 import numpy as np
 from blend_grid import floats
-from saved_fits import SavedFit
+from saved_fits import Run, add_fit_arguments
 
-from parzc.evaluation.protocols import PROTOCOLS
-from parzc.layout import Layout
 from parzc.predictors.fusion import interpolated
-from parzc.store.matrix import FeatureMatrix
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in ("results", "target", "label", "sizes", "seeds"):
-        parser.add_argument(name)
+    add_fit_arguments(parser)
     parser.add_argument("--shares", type=floats, default=[0.0, 0.1, 0.2, 0.3])
     parser.add_argument("--probe-weights", type=floats, default=None)
-    parser.add_argument("--protocols", default="strict")
-    parser.add_argument("--draw", default="networks")
     args = parser.parse_args()
-    protocols = {name: PROTOCOLS.get(name) for name in args.protocols.split(",")}
-    layout = Layout(args.results)
-    data = FeatureMatrix.load(f"{args.results}/matrices-v2/{args.target}.npz")
-    networks = data.subset(data.arch_ids == data.network_ids)
-    pool = networks.unlabelled()  # the pool train_and_predict fits with
+    run = Run.of(args)
     probe_weights = args.probe_weights or [None]
     for size in map(int, args.sizes.split(",")):
         kendall: dict[tuple[str, float, float | None], list[float]] = defaultdict(list)
-        for seed in map(int, args.seeds.split(",")):
-            fit = SavedFit.load(layout, networks, args.target, args.label, size, seed, args.draw)
+        for seed, fit in run.fits(args, size):
             fitted = fit.fitted
             if fitted._meta.get("pretrained_share", 0.0):
                 raise SystemExit(f"{args.label} n={size} seed={seed}: already interpolated")
-            pretrained = [m.state_dict() for m in fit.pretrained(layout, pool, seed)._models]
+            pretrained = [
+                m.state_dict() for m in fit.pretrained(run.layout, run.pool, seed)._models
+            ]
             finetuned = [{k: v.clone() for k, v in m.state_dict().items()} for m in fitted._models]
             line = []
             for share in args.shares:
@@ -60,13 +51,13 @@ def main() -> None:
                     model.load_state_dict(interpolated(before, after, share))
                 for weight in probe_weights:
                     other = fitted.reweighted(
-                        pool,
+                        run.pool,
                         tree_weight=fitted._meta["tree_weight"],
                         neighbour_smoothing=fitted.neighbour_smoothing,
                         probe_weight=weight,
                     )
                     score = other.predict(fit.rows)[0]
-                    for protocol, tau in fit.kendall(score, protocols).items():
+                    for protocol, tau in fit.kendall(score, run.protocols).items():
                         kendall[protocol, share, weight].append(tau)
                         line.append(f"{protocol} share={share} probes={weight} {tau:.4f}")
             print(f"{args.label} {args.target} n={size} seed={seed}: {', '.join(line)}", flush=True)

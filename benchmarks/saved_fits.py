@@ -5,13 +5,15 @@ predictions rescored under the run's protocols."""
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
 
 from parzc.evaluation.predictions import evaluate_predictions
-from parzc.evaluation.protocols import Protocol
+from parzc.evaluation.protocols import PROTOCOLS, Protocol
 from parzc.layout import Layout
 from parzc.predictors.base import Predictor
 from parzc.predictors.fusion import FusionPredictor
@@ -82,3 +84,41 @@ class SavedFit:
 def zscored(values: np.ndarray) -> np.ndarray:
     """`values` less their mean, over their standard deviation."""
     return (values - values.mean()) / values.std()
+
+
+def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments naming a run's fits: RESULTS TARGET LABEL SIZES SEEDS, `--protocols`
+    (comma-separated, default strict) and `--draw` (the splits' draw, default networks)."""
+    for name in ("results", "target", "label", "sizes", "seeds"):
+        parser.add_argument(name)
+    parser.add_argument("--protocols", default="strict")
+    parser.add_argument("--draw", default="networks")
+
+
+@dataclass
+class Run:
+    """What the post-hoc benchmarks read of a run for one target: its layout, the target's
+    canonical networks, the pool `train_and_predict` fits with, and the protocols to score."""
+
+    layout: Layout
+    networks: FeatureMatrix
+    pool: FeatureMatrix
+    protocols: dict[str, Protocol]
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Run:
+        """The run of parsed `add_fit_arguments`."""
+        data = FeatureMatrix.load(f"{args.results}/matrices-v2/{args.target}.npz")
+        networks = data.subset(data.arch_ids == data.network_ids)
+        protocols = {name: PROTOCOLS.get(name) for name in args.protocols.split(",")}
+        return cls(Layout(args.results), networks, networks.unlabelled(), protocols)
+
+    def fits(self, args: argparse.Namespace, size: int) -> Iterator[tuple[int, SavedFit]]:
+        """(seed, fit) of `args.label` at `size` labels for every seed of `args.seeds`."""
+        for seed in map(int, args.seeds.split(",")):
+            yield (
+                seed,
+                SavedFit.load(
+                    self.layout, self.networks, args.target, args.label, size, seed, args.draw
+                ),
+            )
