@@ -24,7 +24,9 @@ Training has two stages:
    `pretrain_branch_heads`, each proxy's rank, or each of `pretrain_head_proxies`', from every
    branch alone; with `pretrain_flow_surrogate`, FGP's flow surrogate, and with
    `pretrain_slot_statistics`, the per-layer statistics, from the cell embedding);
-2. fine-tune on the labelled architectures with `loss` on `target`-transformed accuracies.
+2. fine-tune on the labelled architectures with `loss` on `target`-transformed accuracies,
+   optionally moving the fine-tuned weights part of the way back to the pretrained ones
+   (`pretrained_share`).
 `members` such models (seeds seed*1000+k), optionally a ridge probe on each member's pretrained
 embedding (`probe_weight`) and gradient-boosted trees (`tree_weight`) are averaged as scores
 z-scored over the pool, optionally smoothed over the pool networks one edit away from each
