@@ -29,12 +29,11 @@ from collections import defaultdict
 
 import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
 from blend_grid import blends, floats
 
 from parzc.evaluation.predictions import evaluate_predictions
 from parzc.evaluation.protocols import PROTOCOLS
-from parzc.io import write_parquet
+from parzc.io import read_metadata, write_parquet
 from parzc.layout import Layout
 from parzc.predictors.base import Predictor
 from parzc.store.matrix import FeatureMatrix
@@ -64,7 +63,7 @@ def main() -> None:
             fitted = Predictor.load(layout.path("model", **keys))
             source = layout.path("predictions", **keys)
             frame = pl.read_parquet(source)
-            metadata = {k.decode(): v.decode() for k, v in pq.read_schema(source).metadata.items()}
+            metadata = read_metadata(source)
             rows = networks.subset(np.isin(networks.network_ids, frame["network_id"].to_numpy()))
             for probe_weight in args.probe_weights or [None]:
                 fit_name = f"{args.label} n={size} seed={seed}"

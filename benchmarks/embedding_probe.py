@@ -1,15 +1,15 @@
 """Blend saved fusion fits with a ridge probe on their members' pretrained embeddings.
 
     python benchmarks/embedding_probe.py RESULTS TARGET LABEL SIZES SEEDS \
-        [--ridge 1] [--weights 0.25,0.5] [--rbf 2:0.3,2:1] [--protocols strict] [--draw networks] \
-        [--train-label val]
+        [--ridge 1] [--weights 0.25,0.5] [--rbf 2:0.3,2:1] [--protocols strict]
 e.g. python benchmarks/embedding_probe.py results/nb201_full cifar10 fusion_flow_m3_smooth \
         78,156 0,1,2,3,4
 
 The post-hoc measurement that led to `fusion`'s `probe_weight`, on fits made without it. For
 every (size, seed) fit of LABEL in a full-NB201 run, each member's pretrained weights (before
 fine-tuning, from the run's pretraining cache) get a ridge probe (`RidgeProbe`, penalty
-`--ridge`) of the training labels' ranks, fitted on the split's training networks only; the
+`--ridge`) of the training labels' ranks (the label and split the fit's predictions file
+records), fitted on the split's training networks only; the
 members' probes are averaged. With `--rbf LENGTH:PENALTY,...` kernel ridge probes with an RBF
 kernel (scikit-learn's `KernelRidge`, length scale LENGTH times the square root of the embedding's
 width, on the same standardised embedding) are scored next to the linear one, each blended as it
@@ -66,13 +66,12 @@ def main() -> None:
     parser.add_argument("--ridge", type=float, default=1.0)
     parser.add_argument("--weights", type=floats, default=[0.25, 0.5])
     parser.add_argument("--rbf", type=kernels, default=[])
-    parser.add_argument("--train-label", default="val")
     args = parser.parse_args()
     run = Run.of(args)
     for size in map(int, args.sizes.split(",")):
         kendall: dict[tuple[str, str], list[float]] = defaultdict(list)
         for seed, fit in run.fits(args, size):
-            target = rankdata(training_labels(fit.train, args.train_label))
+            target = rankdata(training_labels(fit.train, fit.train_label))
             members = fit.pretrained(run.layout, run.pool, seed)
             train_in, rows_in = (
                 members._inputs(d, torch.device("cpu")) for d in (fit.train, fit.rows)

@@ -1,7 +1,7 @@
 """Interpolate saved fusion fits' members towards their pretrained weights, post hoc.
 
     python benchmarks/pretrained_share.py RESULTS TARGET LABEL SIZES SEEDS \
-        [--shares 0,0.1,0.2,0.3] [--probe-weights 0,0.25] [--protocols strict] [--draw networks]
+        [--shares 0,0.1,0.2,0.3] [--probe-weights 0,0.25] [--protocols strict]
 e.g. python benchmarks/pretrained_share.py results/nb201_full cifar100 fx_probe 78,156 0,1,2,3,4
 
 What `fusion`'s `pretrained_share` builds into a fit, measured on fits made without it: for

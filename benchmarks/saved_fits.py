@@ -14,6 +14,7 @@ import polars as pl
 
 from parzc.evaluation.predictions import evaluate_predictions
 from parzc.evaluation.protocols import PROTOCOLS, Protocol
+from parzc.io import read_metadata
 from parzc.layout import Layout
 from parzc.predictors.base import Predictor
 from parzc.predictors.fusion import FusionPredictor
@@ -24,12 +25,14 @@ from parzc.training.splits import load_split, split_path
 @dataclass
 class SavedFit:
     """One (size, seed) fit of a run: the model, its predictions file, the split's training
-    networks and the networks it scored, in the store's order."""
+    networks and the networks it scored, in the store's order, and the label it was trained on
+    (`parzc.evaluation.protocols.LABELS`)."""
 
     fitted: FusionPredictor
     frame: pl.DataFrame
     train: FeatureMatrix
     rows: FeatureMatrix
+    train_label: str
 
     @classmethod
     def load(
@@ -40,19 +43,22 @@ class SavedFit:
         label: str,
         size: int,
         seed: int,
-        draw: str = "networks",
     ) -> SavedFit:
-        """The fit of predictor `label` on `target`'s split (`size`, `seed`, `draw`); `networks`
-        are the store's canonical networks."""
+        """The fit of predictor `label` on `target`'s split (`size`, `seed`, and the draw and
+        training label its predictions file records); `networks` are the store's canonical
+        networks."""
         keys = {"space": "nb201", "dataset": target, "predictor": label, "size": size}
         keys["seed"] = seed
-        frame = pl.read_parquet(layout.path("predictions", **keys))
+        predictions = layout.path("predictions", **keys)
+        frame, metadata = pl.read_parquet(predictions), read_metadata(predictions)
+        draw = metadata.get("train_draw", "networks")
         train_ids, _ = load_split(split_path(layout, "nb201", target, size, seed, draw))
         return cls(
             Predictor.load(layout.path("model", **keys)),
             frame,
             networks.subset(np.isin(networks.arch_ids, train_ids)),
             networks.subset(np.isin(networks.network_ids, frame["network_id"].to_numpy())),
+            metadata.get("train_label", "val"),
         )
 
     def pretrained(self, layout: Layout, pool: FeatureMatrix, seed: int) -> FusionPredictor:
@@ -87,12 +93,11 @@ def zscored(values: np.ndarray) -> np.ndarray:
 
 
 def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments naming a run's fits: RESULTS TARGET LABEL SIZES SEEDS, `--protocols`
-    (comma-separated, default strict) and `--draw` (the splits' draw, default networks)."""
+    """The arguments naming a run's fits: RESULTS TARGET LABEL SIZES SEEDS and `--protocols`
+    (comma-separated, default strict)."""
     for name in ("results", "target", "label", "sizes", "seeds"):
         parser.add_argument(name)
     parser.add_argument("--protocols", default="strict")
-    parser.add_argument("--draw", default="networks")
 
 
 @dataclass
@@ -118,7 +123,5 @@ class Run:
         for seed in map(int, args.seeds.split(",")):
             yield (
                 seed,
-                SavedFit.load(
-                    self.layout, self.networks, args.target, args.label, size, seed, args.draw
-                ),
+                SavedFit.load(self.layout, self.networks, args.target, args.label, size, seed),
             )
