@@ -3,7 +3,14 @@ import pytest
 import torch
 from scipy import stats
 
-from parzc.predictors.losses import diff_kendall, make_loss, mse, pairwise_gap, pairwise_logistic
+from parzc.predictors.losses import (
+    diff_kendall,
+    list_mle,
+    make_loss,
+    mse,
+    pairwise_gap,
+    pairwise_logistic,
+)
 from parzc.registry import UnknownNameError
 
 
@@ -46,7 +53,7 @@ def test_diff_kendall_sign_and_range():
     assert diff_kendall(-x, x, alpha=1e4).item() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("loss", [diff_kendall, mse, pairwise_logistic, pairwise_gap])
+@pytest.mark.parametrize("loss", [diff_kendall, mse, pairwise_logistic, pairwise_gap, list_mle])
 def test_gradients_finite_with_ties_and_identical_preds(loss):
     target = torch.tensor([1.0, 1.0, 2.0, 2.0, 3.0])
     for pred_values in ([0.5, 0.5, 0.5, 0.5, 0.5], [0.1, 0.1, 0.3, 0.2, 0.9]):
@@ -82,6 +89,22 @@ def test_pairwise_gap_weighs_each_pair_by_its_target_gap():
     assert pairwise_gap(pred, target).item() == pytest.approx(expected)
 
 
+def test_list_mle_is_the_plackett_luce_likelihood_of_the_target_order():
+    # target order 2, 0, 1: picks s2 of {s0, s1, s2}, then s0 of {s0, s1}, then s1 of {s1}
+    pred, target = torch.tensor([0.5, -1.0, 2.0]), torch.tensor([1.0, 0.0, 3.0])
+    s0, s1, s2 = pred.tolist()
+    log_likelihood = (
+        s2 - np.log(np.exp(s0) + np.exp(s1) + np.exp(s2)) + s0 - np.log(np.exp(s0) + np.exp(s1))
+    )  # the last pick is certain
+    assert list_mle(pred, target).item() == pytest.approx(-log_likelihood / 3)
+    # scores in the target's order are more likely than reversed ones; a shift changes nothing
+    ordered = torch.arange(5.0)
+    assert list_mle(ordered, ordered) < list_mle(-ordered, ordered)
+    assert list_mle(ordered + 7.0, ordered).item() == pytest.approx(
+        list_mle(ordered, ordered).item()
+    )
+
+
 def test_make_loss_combinations():
     pred, target = _data(seed=1)
     dk, sq, pw = diff_kendall(pred, target), mse(pred, target), pairwise_logistic(pred, target)
@@ -92,7 +115,9 @@ def test_make_loss_combinations():
 
 
 def test_make_loss_errors():
-    with pytest.raises(UnknownNameError, match="unknown loss 'huber'.*diffkendall, mse, pairwise"):
+    with pytest.raises(
+        UnknownNameError, match="unknown loss 'huber'.*diffkendall, listmle, mse, pairwise"
+    ):
         make_loss("huber")
     with pytest.raises(UnknownNameError):
         make_loss({"mse": 1.0, "nope": 1.0})

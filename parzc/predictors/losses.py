@@ -72,6 +72,16 @@ def pairwise_gap(pred: Tensor, target: Tensor) -> Tensor:
     return (weights * F.softplus(-_pairwise_diff(pred)[better])).sum() / weights.sum()
 
 
+@LOSSES.register("listmle")
+def list_mle(pred: Tensor, target: Tensor) -> Tensor:
+    """ListMLE (Xia et al. 2008): minus the Plackett-Luce log-likelihood of the target's order
+    under the scores, per item; ties keep the batch order."""
+    ordered = pred[torch.argsort(target, descending=True, stable=True)]
+    # position i: log sum_{k >= i} exp(s_k) - s_i, the i-th pick among the ones left
+    tails = torch.logcumsumexp(ordered.flip(0), dim=0).flip(0)
+    return (tails - ordered).mean()
+
+
 class CombinedLoss:
     """A weighted sum of registered losses, built by `make_loss`."""
 
