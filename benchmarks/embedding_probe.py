@@ -33,23 +33,15 @@ from scipy.stats import rankdata
 from sklearn.kernel_ridge import KernelRidge
 
 from parzc.evaluation.protocols import training_labels
-from parzc.predictors.fusion import RidgeProbe, _embedded
+from parzc.predictors.fusion import RidgeProbe
 
 
 def rbf_scores(
-    probe: RidgeProbe,
-    train_in: dict[str, tuple[torch.Tensor, ...]],
-    rows_in: dict[str, tuple[torch.Tensor, ...]],
-    target: np.ndarray,
-    length: float,
-    penalty: float,
-    seed: int,
+    x_train: np.ndarray, x_rows: np.ndarray, target: np.ndarray, length: float, penalty: float
 ) -> np.ndarray:
-    """The rows' scores by an RBF kernel ridge of the centred `target` on `probe`'s
-    standardised embedding, length scale `length` x the square root of its width."""
-    x_train, x_rows = (
-        (_embedded(probe.encoder, d, seed) - probe.mean) / probe.std for d in (train_in, rows_in)
-    )
+    """The rows' scores by an RBF kernel ridge of the centred `target` on standardised
+    embeddings (`RidgeProbe.standardised`), length scale `length` x the square root of their
+    width."""
     gamma = 1.0 / (length**2 * x_train.shape[1])
     model = KernelRidge(alpha=penalty, kernel="rbf", gamma=gamma)
     return model.fit(x_train, target - target.mean()).predict(x_rows)
@@ -80,17 +72,16 @@ def main() -> None:
                 RidgeProbe.fit(member, train_in, target, args.ridge, members.eval_seed)
                 for member in members._models
             ]
-            probe = zscored(
-                np.mean([zscored(p.scores(rows_in, members.eval_seed)) for p in probes], axis=0)
-            )
-            probes_by_name = {"probe": probe}
+            embedded = [  # each probe's standardised training and scored embeddings, once
+                tuple(p.standardised(d, members.eval_seed) for d in (train_in, rows_in))
+                for p in probes
+            ]
+            linear = [
+                zscored(x_rows @ p.weights) for p, (_, x_rows) in zip(probes, embedded, strict=True)
+            ]
+            probes_by_name = {"probe": zscored(np.mean(linear, axis=0))}
             for length, penalty in args.rbf:
-                scores = [
-                    zscored(
-                        rbf_scores(p, train_in, rows_in, target, length, penalty, members.eval_seed)
-                    )
-                    for p in probes
-                ]
+                scores = [zscored(rbf_scores(*x, target, length, penalty)) for x in embedded]
                 probes_by_name[f"rbf {length}:{penalty}"] = zscored(np.mean(scores, axis=0))
             saved = zscored(fit.saved_scores())
             variants = {"fit": saved}

@@ -309,9 +309,13 @@ class RidgeProbe:
         ridge = Ridge(alpha=alpha, fit_intercept=False).fit((embedded - mean) / std, target)
         return cls(encoder, mean, std, ridge.coef_)
 
+    def standardised(self, inputs: dict[str, tuple[Tensor, ...]], seed: int) -> np.ndarray:
+        """The encoder's embedding of prepared `inputs`, standardised as the probe sees it."""
+        return (_embedded(self.encoder, inputs, seed) - self.mean) / self.std
+
     def scores(self, inputs: dict[str, tuple[Tensor, ...]], seed: int) -> np.ndarray:
         """The probe's scores of prepared `inputs` (higher is better)."""
-        return (_embedded(self.encoder, inputs, seed) - self.mean) / self.std @ self.weights
+        return self.standardised(inputs, seed) @ self.weights
 
 
 def _embedded(encoder: FusionNet, inputs: dict[str, tuple[Tensor, ...]], seed: int) -> np.ndarray:
