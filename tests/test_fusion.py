@@ -553,3 +553,19 @@ def test_matrix_without_onehot_or_graphs_round_trips(tmp_path, mini_store):
     back = FeatureMatrix.load(tmp_path / "m.npz")
     assert back.onehot is None and back.graph_ops is None
     np.testing.assert_array_equal(back.slots, data.slots)
+
+
+def test_tree_graph_features_reach_the_trees_and_the_fit_settings(mini_matrix):
+    """`tree_graph_features` fits the blend's trees on the path features as well (the trees of
+    a `gbdt` with `use_graph_features`), and is a fit setting: a kept fit without it is not
+    re-blended into one with it."""
+    train, pool = mini_matrix.subset(np.arange(6)), mini_matrix.unlabelled()
+    model = create_predictor("fusion", **FAST, tree_weight=0.5, tree_graph_features=True)
+    model.fit(train, seed=0, pool=pool)
+    trees = create_predictor("gbdt", use_onehot=True, use_graph_features=True)
+    trees.fit(train, seed=0)
+    np.testing.assert_array_equal(
+        model._trees.predict(mini_matrix)[0], trees.predict(mini_matrix)[0]
+    )
+    plain = create_predictor("fusion", **FAST, tree_weight=0.5)
+    assert plain.fit_settings(6) != model.fit_settings(6)

@@ -408,10 +408,12 @@ class FusionPredictor(Predictor):
     step and with this weight, while fine-tuning on the labels, so a few labels adjust the
     pretrained ranking instead of overwriting it.
     `tree_target` (a `parzc.predictors.targets.TARGETS` name) is what the trees regress:
-    `rank` helps where labels are few (docs/results.md). `tree_weight` may depend on the number
-    of training labels, as {labels: weight}: the entry with the most labels not above the
-    training set's applies (below every entry, the smallest entry's), e.g. {0: 0.5, 781: 0}
-    keeps the trees for fewer than 781 labels only; the more labels, the less they add.
+    `rank` helps where labels are few (docs/results.md); `tree_graph_features: true` gives
+    the trees the cell graphs' path features too (GRAF; `GBDTPredictor.use_graph_features`).
+    `tree_weight` may depend on the number of training labels, as {labels: weight}: the entry
+    with the most labels not above the training set's applies (below every entry, the smallest
+    entry's), e.g. {0: 0.5, 781: 0} keeps the trees for fewer than 781 labels only; the more
+    labels, the less they add.
     `probe_weight` > 0 (a weight, or {labels: weight} as `tree_weight`) fits, for each member,
     a ridge regression (penalty `probe_ridge`) of the training labels' ranks on its embedding
     before fine-tuning (`RidgeProbe`), and mixes the probes' mean with the fine-tuned members'
@@ -465,6 +467,7 @@ class FusionPredictor(Predictor):
     members: int = 1
     tree_weight: float | dict[int, float] = 0.0
     tree_target: str = "accuracy"
+    tree_graph_features: bool = False
     probe_weight: float | dict[int, float] = 0.0
     probe_ridge: float = 1.0
     pretrained_share: float | dict[int, float] = 0.0
@@ -811,7 +814,9 @@ class FusionPredictor(Predictor):
         self._trees = None
         if self._meta["tree_weight"] > 0 and labelled:
             self._trees = GBDTPredictor(
-                use_onehot=train.onehot is not None, target=self.tree_target
+                use_onehot=train.onehot is not None,
+                use_graph_features=self.tree_graph_features,
+                target=self.tree_target,
             )
             self._trees.fit(train, seed=seed)
         self._summarise_pool(pool_in, unlabelled)

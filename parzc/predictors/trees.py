@@ -1,4 +1,5 @@
-"""Gradient-boosted trees on the aggregate proxies and/or the one-hot ops: the tree baseline."""
+"""Gradient-boosted trees on the aggregate proxies, the one-hot ops and/or the cell graphs' path
+features: the tree baselines."""
 
 from __future__ import annotations
 
@@ -11,16 +12,21 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from parzc.predictors.base import PREDICTORS, NotFittedError, Predictor, check_same_columns
 from parzc.predictors.targets import TARGETS
+from parzc.spaces.graph_paths import path_features
 from parzc.store.matrix import FeatureMatrix
 
 
 @PREDICTORS.register("gbdt")
 @dataclass(kw_only=True, eq=False)
 class GBDTPredictor(Predictor):
-    """HistGradientBoostingRegressor on the aggregates [+ onehot] (Suite-Zero style baseline).
+    """HistGradientBoostingRegressor on the aggregates [+ onehot] (Suite-Zero style baseline)
+    [+ the cell graphs' path features].
 
     `use_proxies: false` with `use_onehot: true` fits the one-hot encoding alone, the baseline
-    that tells what the proxies add to the encoding; at least one of the two must be on.
+    that tells what the proxies add to the encoding; at least one kind of feature must be on.
+    `use_graph_features: true` adds GRAF's path features of each cell graph
+    (`parzc.spaces.graph_paths`, sets of up to `graph_max_set` operations): operation counts
+    and, per set of operations, how many input-to-output paths use only them and how long.
 
     `target` (a `TARGETS` name) transforms the training accuracies: `rank` regresses their
     order, so a few broken networks do not dominate the squared error (NB201 CIFAR-10, 78
@@ -40,6 +46,8 @@ class GBDTPredictor(Predictor):
     l2_regularization: float = 0.0
     use_onehot: bool = False
     use_proxies: bool = True
+    use_graph_features: bool = False
+    graph_max_set: int = 3
     target: str = "accuracy"
 
     _model: HistGradientBoostingRegressor | None = field(default=None, init=False, repr=False)
@@ -50,11 +58,13 @@ class GBDTPredictor(Predictor):
     )
 
     def __post_init__(self) -> None:
-        if not (self.use_proxies or self.use_onehot):
+        if not (self.use_proxies or self.use_onehot or self.use_graph_features):
             raise ValueError(
-                "gbdt: use_proxies=False and use_onehot=False leave no features; "
-                "turn on at least one of them"
+                "gbdt: use_proxies=False, use_onehot=False and use_graph_features=False leave "
+                "no features; turn on at least one of them"
             )
+        if self.graph_max_set < 1:
+            raise ValueError(f"gbdt: graph_max_set must be >= 1, got {self.graph_max_set}")
         TARGETS.get(self.target)
 
     def _features(self, data: FeatureMatrix) -> np.ndarray:
@@ -63,6 +73,16 @@ class GBDTPredictor(Predictor):
             if data.onehot is None:
                 raise ValueError("gbdt: use_onehot=True but the FeatureMatrix has no onehot")
             parts.append(np.asarray(data.onehot, dtype=np.float64))
+        if self.use_graph_features:
+            if data.graph_ops is None or data.graph_adjacency is None:
+                raise ValueError(
+                    f"gbdt: use_graph_features=True but space {data.space!r} has no cell graphs"
+                )
+            parts.append(
+                path_features(
+                    data.graph_ops, data.graph_adjacency, data.graph_vocabulary, self.graph_max_set
+                )
+            )
         x = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
         if self._empty.any():  # a proxy that failed on every training arch carries nothing
             x = x.copy()
