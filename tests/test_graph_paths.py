@@ -60,15 +60,16 @@ def test_sum_nodes_pass_and_sets_are_bounded():
         path_features(graph.ops, graph.adjacency, vocabulary)
 
 
-def nb201_cells(target: str) -> FeatureMatrix:
-    """Every NB201 cell with its graph, one-hot code and shipped `target` labels, no proxies."""
-    space = get_space("nb201")
+def labelled_cells(space_name: str, target: str) -> FeatureMatrix:
+    """Every labelled arch of a benchmark space with its cell graph, one-hot code and shipped
+    `target` labels, no proxies."""
+    space = get_space(space_name)
     table = space.accuracy_table().filter(pl.col("dataset") == target).sort("arch_id")
     archs = table["arch"].to_list()
     graphs = [space.cell_graph(arch) for arch in archs]
     n = len(archs)
     return FeatureMatrix(
-        space="nb201",
+        space=space_name,
         dataset=target,
         target=target,
         arch_ids=table["arch_id"].to_numpy(),
@@ -87,23 +88,34 @@ def nb201_cells(target: str) -> FeatureMatrix:
     )
 
 
-def test_path_features_lift_the_trees_on_nb201_with_few_labels():
-    cells = nb201_cells("cifar10")
+@pytest.mark.parametrize(
+    ("space", "labels", "scored", "lift"),
+    [("nb201", 78, 3000, 0.1), ("nb101", 100, 400, 0.04)],
+)
+def test_path_features_lift_the_trees_with_few_labels(space, labels, scored, lift):
+    """On the shipped CIFAR-10 labels, trees on the one-hot code rank other cells better with
+    the path features (means over 3 seeds, NB201: 0.562 to 0.727 over 3,000 cells at 78
+    labels; NB101: 0.736 to 0.799 over the other 400 cells at 100 labels)."""
+    cells = labelled_cells(space, "cifar10")
     taus = {False: [], True: []}
     for seed in range(3):
         order = np.random.default_rng(seed).permutation(len(cells))
-        train, test = cells.subset(order[:78]), cells.subset(order[78:3078])
+        train, test = cells.subset(order[:labels]), cells.subset(order[labels : labels + scored])
         for graphs in taus:
             model = create_predictor(
-                "gbdt", use_proxies=False, use_onehot=True, use_graph_features=graphs, target="rank"
+                "gbdt",
+                use_proxies=False,
+                use_onehot=True,
+                use_graph_features=graphs,
+                target="rank",
             )
             model.fit(train, seed=seed)
             taus[graphs].append(rank_metrics(model.predict(test)[0], test.test_acc)["kendall"])
-    assert np.mean(taus[True]) > np.mean(taus[False]) + 0.1
+    assert np.mean(taus[True]) > np.mean(taus[False]) + lift
 
 
 def test_graph_features_need_cell_graphs():
-    cells = nb201_cells("cifar10").subset(np.arange(40))
+    cells = labelled_cells("nb201", "cifar10").subset(np.arange(40))
     cells.graph_ops = cells.graph_adjacency = None
     model = create_predictor("gbdt", use_onehot=True, use_graph_features=True)
     with pytest.raises(ValueError, match="space 'nb201' has no cell graphs"):

@@ -288,7 +288,9 @@ def test_gbdt_onehot_alone_ignores_the_proxies():
     test.aggregates = test.aggregates * 0 + 7.0
     test.aggregate_names = ["a", "b", "c", "d"]
     np.testing.assert_array_equal(alone.predict(test)[0], score)
-    with pytest.raises(ValueError, match="use_proxies=False, use_onehot=False and use_graph_features=False"):
+    with pytest.raises(
+        ValueError, match="use_proxies=False, use_onehot=False and use_graph_features=False"
+    ):
         create_predictor("gbdt", use_proxies=False)
 
 
