@@ -1,4 +1,5 @@
-"""GRAF's path features of cell graphs, and the trees that use them on NB201's real labels."""
+"""GRAF's path features of cell graphs, and the trees that use them on NB201's and NB101's
+shipped labels."""
 
 import numpy as np
 import polars as pl
@@ -13,7 +14,7 @@ from parzc.spaces.nb201 import GRAPH_VOCABULARY as NB201_VOCABULARY
 from parzc.store.matrix import FeatureMatrix
 
 
-def features_of(graphs, vocabulary, max_set=3) -> dict[str, float]:
+def features_of(graphs, vocabulary, max_set=3) -> list[dict[str, float]]:
     ops = np.stack([g.ops for g in graphs])
     adjacency = np.stack([g.adjacency for g in graphs])
     values = path_features(ops, adjacency, vocabulary, max_set)
