@@ -2,7 +2,6 @@
 shipped labels."""
 
 import numpy as np
-import polars as pl
 import pytest
 
 from parzc.evaluation.metrics import rank_metrics
@@ -11,7 +10,7 @@ from parzc.spaces import get_space
 from parzc.spaces.graph import PAD, make_graph
 from parzc.spaces.graph_paths import path_feature_names, path_features
 from parzc.spaces.nb201 import GRAPH_VOCABULARY as NB201_VOCABULARY
-from parzc.store.matrix import FeatureMatrix
+from parzc.store.encoded import encoded_matrix
 
 
 def features_of(graphs, vocabulary, max_set=3) -> list[dict[str, float]]:
@@ -61,34 +60,6 @@ def test_sum_nodes_pass_and_sets_are_bounded():
         path_features(graph.ops, graph.adjacency, vocabulary)
 
 
-def labelled_cells(space_name: str, target: str) -> FeatureMatrix:
-    """Every labelled arch of a benchmark space with its cell graph, one-hot code and shipped
-    `target` labels, no proxies."""
-    space = get_space(space_name)
-    table = space.accuracy_table().filter(pl.col("dataset") == target).sort("arch_id")
-    archs = table["arch"].to_list()
-    graphs = [space.cell_graph(arch) for arch in archs]
-    n = len(archs)
-    return FeatureMatrix(
-        space=space_name,
-        dataset=target,
-        target=target,
-        arch_ids=table["arch_id"].to_numpy(),
-        network_ids=table["arch_id"].to_numpy(),
-        proxies=[],
-        layerwise=np.zeros((n, 0, 0), dtype=np.float32),
-        layerwise_raw=np.zeros((n, 0, 0)),
-        aggregate_names=[],
-        aggregates=np.zeros((n, 0)),
-        onehot=np.stack([space.onehot(arch) for arch in archs]),
-        val_acc=table["val_acc"].to_numpy(),
-        test_acc=table["test_acc"].to_numpy(),
-        graph_vocabulary=list(space.graph_vocabulary),
-        graph_ops=np.stack([g.ops for g in graphs]),
-        graph_adjacency=np.stack([g.adjacency for g in graphs]),
-    )
-
-
 @pytest.mark.parametrize(
     ("space", "labels", "scored", "lift"),
     [("nb201", 78, 3000, 0.1), ("nb101", 100, 400, 0.04)],
@@ -97,7 +68,7 @@ def test_path_features_lift_the_trees_with_few_labels(space, labels, scored, lif
     """On the shipped CIFAR-10 labels, trees on the one-hot code rank other cells better with
     the path features (means over 3 seeds, NB201: 0.562 to 0.727 over 3,000 cells at 78
     labels; NB101: 0.736 to 0.799 over the other 400 cells at 100 labels)."""
-    cells = labelled_cells(space, "cifar10")
+    cells = encoded_matrix(space, "cifar10")
     taus = {False: [], True: []}
     for seed in range(3):
         order = np.random.default_rng(seed).permutation(len(cells))
@@ -116,10 +87,12 @@ def test_path_features_lift_the_trees_with_few_labels(space, labels, scored, lif
 
 
 def test_graph_features_need_cell_graphs():
-    cells = labelled_cells("nb201", "cifar10").subset(np.arange(40))
+    cells = encoded_matrix("nb201", "cifar10").subset(np.arange(40))
     cells.graph_ops = cells.graph_adjacency = None
     model = create_predictor("gbdt", use_onehot=True, use_graph_features=True)
     with pytest.raises(ValueError, match="space 'nb201' has no cell graphs"):
         model.fit(cells, seed=0)
     with pytest.raises(ValueError, match="graph_max_set must be >= 1"):
         create_predictor("gbdt", use_graph_features=True, graph_max_set=0)
+    with pytest.raises(ValueError, match="space 'nb101' ships no labels for 'imagenet16-120'"):
+        encoded_matrix("nb101", "imagenet16-120")
