@@ -67,7 +67,8 @@ class GBDTPredictor(Predictor):
             raise ValueError(f"gbdt: graph_max_set must be >= 1, got {self.graph_max_set}")
         TARGETS.get(self.target)
 
-    def _features(self, data: FeatureMatrix) -> np.ndarray:
+    def _raw_features(self, data: FeatureMatrix) -> np.ndarray:
+        """The enabled feature blocks side by side, NaN kept."""
         parts = [np.asarray(data.aggregates, dtype=np.float64)] if self.use_proxies else []
         if self.use_onehot:
             if data.onehot is None:
@@ -83,7 +84,13 @@ class GBDTPredictor(Predictor):
                     data.graph_ops, data.graph_adjacency, data.graph_vocabulary, self.graph_max_set
                 )
             )
-        x = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+    def _features(self, data: FeatureMatrix) -> np.ndarray:
+        """`_raw_features` with the columns empty in training zeroed."""
+        return self._masked(self._raw_features(data))
+
+    def _masked(self, x: np.ndarray) -> np.ndarray:
         if self._empty.any():  # a proxy that failed on every training arch carries nothing
             x = x.copy()
             x[:, self._empty] = 0.0
@@ -102,10 +109,10 @@ class GBDTPredictor(Predictor):
             early_stopping=False,
             random_state=seed,
         )
-        self._empty = np.zeros(0, dtype=bool)
-        self._empty = np.isnan(self._features(train)).all(axis=0)
+        raw = self._raw_features(train)  # built once: the path features are not free
+        self._empty = np.isnan(raw).all(axis=0)
         acc = np.asarray(train.val_acc, dtype=np.float64)
-        x, y = self._features(train), TARGETS.get(self.target)(acc)
+        x, y = self._masked(raw), TARGETS.get(self.target)(acc)
         model.fit(x, y)
         # the aggregate columns it was fitted on (none when it ignores the proxies)
         self._model = model
