@@ -30,17 +30,18 @@ def path_feature_names(vocabulary: Sequence[str], max_set: int) -> list[str]:
     """The names of `path_features`' columns, in order: `count:<op>` for each operation, then
     `paths:`, `shortest:` and `longest:` for each set of at most `max_set` operations that do
     not cut paths (members joined by `+`)."""
-    operations = _operations(vocabulary)
-    names = [f"count:{op}" for op in operations]
-    for members in _sets([op for op in operations if op not in CUTS], max_set):
+    names = [f"count:{op}" for op in _operations(vocabulary)]
+    for members in _path_sets(vocabulary, max_set):
         key = "+".join(members)
         names += [f"paths:{key}", f"shortest:{key}", f"longest:{key}"]
     return names
 
 
-def _sets(operations: list[str], max_set: int) -> list[tuple[str, ...]]:
+def _path_sets(vocabulary: Sequence[str], max_set: int) -> list[tuple[str, ...]]:
+    """Every set of at most `max_set` operations that do not cut paths, in column order."""
     if max_set < 1:
         raise ValueError(f"graph path features: max_set must be >= 1, got {max_set}")
+    operations = [op for op in _operations(vocabulary) if op not in CUTS]
     sizes = range(1, min(max_set, len(operations)) + 1)
     return [members for size in sizes for members in combinations(operations, size)]
 
@@ -59,13 +60,12 @@ def path_features(
             "(cells, nodes) and (cells, nodes, nodes)"
         )
     index = {label: i for i, label in enumerate(vocabulary)}
-    operations = _operations(vocabulary)
     starts = np.isin(ops, [index[label] for label in STARTS if label in index])
     ends = np.isin(ops, [index[label] for label in ENDS if label in index])
     always = starts | ends | np.isin(ops, [index[label] for label in PASSABLE if label in index])
-    columns = [(ops == index[op]).sum(axis=1).astype(np.float64) for op in operations]
+    columns = [(ops == index[op]).sum(axis=1).astype(np.float64) for op in _operations(vocabulary)]
     steps = np.arange(1, ops.shape[1])
-    for members in _sets([op for op in operations if op not in CUTS], max_set):
+    for members in _path_sets(vocabulary, max_set):
         allowed = always | np.isin(ops, [index[op] for op in members])
         passable = links * allowed[:, :, None] * allowed[:, None, :]
         reached, by_length = starts.astype(np.float64), []
