@@ -109,6 +109,19 @@ def zen(d: PassData) -> float:
     return math.log(d.zen_diff + ZEN_EPS) + d.zen_bn_log_std
 
 
+@network_proxy("meco", "meco")
+def meco(d: PassData) -> float:
+    """sum over module calls of lambda_min(corr(F)): F the call's output for the batch's first
+    example, rows = its first dimension (channels of a conv map, tokens of a sequence), with the
+    example alone in the network (batch 1, train-mode BN); every module counts, the model itself
+    included, and every call of a reused one; non-finite correlations count as 0, so an output
+    with one position per row adds 0. Jiang et al., "MeCo: Zero-Shot NAS with One Data and
+    Single Forward Pass via Minimum Eigenvalue of Correlation", NeurIPS 2023 (its NAS-Bench-201
+    correlation script: one real image, every module hooked).
+    """
+    return float(np.sum(d.meco_eigenvalues))
+
+
 @network_proxy("params")
 def params(d: PassData) -> float:
     """Number of parameters of the whole model (BN/LayerNorm included)."""

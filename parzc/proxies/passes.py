@@ -14,6 +14,9 @@ needs one of them. The passes:
 - ``synflow``: one float64 forward+backward of the linearised network (|params|, BN in eval mode
   with fresh statistics) on an all-ones input of batch 1.
 - ``zen``: two no-grad forwards (train-mode BN) on seeded Gaussian inputs.
+- ``meco``: one no-grad forward of the batch's first example alone (train-mode BN, batch 1)
+  with a hook on every module, keeping the smallest eigenvalue of each call's feature
+  correlation.
 
 Static proxies (l2_norm, params) need no pass. Parameters and buffers are swapped for the duration
 of a pass and the original tensor objects put back afterwards, together with every module's
@@ -27,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -67,6 +71,7 @@ class PassData:
     synflow_grads: list[Tensor] | None = None
     zen_diff: float | None = None
     zen_bn_log_std: float | None = None
+    meco_eigenvalues: np.ndarray | None = None  # per module call: lambda_min of its correlation
     failed: dict[str, str] = field(default_factory=dict)  # need -> reason
 
     @property
@@ -317,11 +322,45 @@ def zen_pass(d: PassData, wanted: frozenset[str]) -> None:
     d.zen_bn_log_std = float(torch.stack(logs).sum()) if logs else 0.0
 
 
+def smallest_correlation_eigenvalue(features: Tensor) -> Tensor:
+    """Smallest eigenvalue (float64 scalar tensor) of the Pearson correlation of the rows of
+    `features`: one example's output as (first dim, everything else), a conv map's channels or a
+    token sequence's tokens.
+
+    As MeCo's code: correlations that are not finite (rows without variance, overflow) count as
+    0, the diagonal included; rows of a single value therefore give 0.
+    """
+    rows = features.reshape(features.shape[0], -1).double()
+    if rows.shape[1] < 2:
+        return rows.new_zeros(())
+    corr = torch.nan_to_num(torch.corrcoef(rows), nan=0.0, posinf=0.0, neginf=0.0)
+    return torch.linalg.eigvalsh(corr)[0]
+
+
+def meco_pass(d: PassData, wanted: frozenset[str]) -> None:
+    """MeCo: the first example alone through the network, train-mode BN, no gradients.
+
+    Every module's call whose output is a tensor of at least two dimensions (batch included)
+    gives the smallest correlation eigenvalue of its output for that example.
+    """
+    eigenvalues: list[Tensor] = []
+
+    def hook(module: nn.Module, inputs: tuple, output: object) -> None:
+        if isinstance(output, Tensor) and output.dim() >= 2:
+            eigenvalues.append(smallest_correlation_eigenvalue(output[0].detach()))
+
+    with pass_state(d.model, True), hooks([(m, hook) for m in d.model.modules()]):
+        with torch.no_grad():
+            d.model(d.images[:1])
+    d.meco_eigenvalues = torch.stack(eigenvalues).cpu().numpy() if eigenvalues else np.zeros(0)
+
+
 # pass name -> (needs it serves, function); run in this order.
 PASSES: dict[str, tuple[frozenset[str], Callable[[PassData, frozenset[str]], None]]] = {
     "data": (frozenset({"grad", "hessian", "fisher", "jacobian", "codes", "shapes"}), data_pass),
     "synflow": (frozenset({"synflow"}), synflow_pass),
     "zen": (frozenset({"zen"}), zen_pass),
+    "meco": (frozenset({"meco"}), meco_pass),
 }
 
 
