@@ -97,6 +97,31 @@ def test_assemble_checks_requested_counts(mini_store):
         store.assemble("nb201", "cifar10", ["snip"], arch_ids=[0, 1, 2])
 
 
+def test_a_set_of_network_proxies_only_joins_the_store(mini_store, tmp_path):
+    """A feature set without per-layer proxies writes features shards without rows; the store
+    accepts them and assembles its proxies next to the other sets'."""
+    from parzc.store.check import check_store
+
+    root = tmp_path / "results"
+    shutil.copytree(mini_store, root)
+    network_only = mini_settings(feature_set="meco", layer_proxies=(), network_proxies=("meco",))
+    for start, end in SHARDS:
+        extract_into(root, start, end, network_only)
+    part = root / "features" / shard_part(0, 3, feature_set="meco")
+    assert pq.read_table(part).num_rows == 0
+    assert check_store(root) == []
+    data = Store(root).assemble("nb201", "cifar10", ["snip"])
+    meco = data.aggregates[:, data.aggregate_names.index("net:meco")]
+    assert np.isfinite(meco).all() and (meco > 0).all()
+    # per-layer rows in such a set's shard are foreign
+    shutil.copy(root / "features" / shard_part(0, 3), part)
+    table = pq.read_table(part)
+    metadata = {**table.schema.metadata, b"feature_set": b"meco", b"layer_proxies": b""}
+    pq.write_table(table.replace_schema_metadata(metadata), part)
+    with pytest.raises(StoreError, match="no layer proxies"):
+        Store(root).assemble("nb201", "cifar10", ["snip"])
+
+
 def test_assemble_detects_duplicated_shards(mini_store, tmp_path):
     root = tmp_path / "results"
     shutil.copytree(mini_store, root)

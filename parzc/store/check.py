@@ -121,6 +121,12 @@ def _inspect(
     shard.ids = ids
     if full:
         _check_rows(shard, table)
+    if table_name == "features" and meta.get("layer_proxies") == "":
+        # a set of network-level proxies only: no per-layer rows; its archs are checked in
+        # its arch_stats twin
+        if len(ids):
+            fail(f"holds per-layer values of {len(ids)} archs, but its set has no layer proxies")
+        return shard
     n_archs = meta.get("n_archs")
     if n_archs is None:
         return fail("metadata has no n_archs (not a shard written by parzc extract)")
