@@ -46,18 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     results, target, label, model = args.results, args.target, args.label, args.model
     layout = Layout(results)
-    cache = Path(results) / "matrices-v2" / f"{target}.npz"  # the DAG's own may be older
-    if not cache.exists():
-        matrix = Store(results).assemble(
-            "nb201",
-            "cifar10",
-            ["grad_norm", "snip", "synflow"],
-            onehot=True,
-            target=target,
-            every_cell=True,
-        )
-        matrix.save(cache)
-    data = FeatureMatrix.load(cache)
+    data = run_matrix(results, target)
     for size in map(int, args.sizes.split(",")):
         for seed in map(int, args.seeds.split(",")):
             keys = {"space": "nb201", "dataset": target, "predictor": label, "size": size}
@@ -94,6 +83,23 @@ def main() -> None:
                 f"wall={time.perf_counter() - started:.1f}s",
                 flush=True,
             )
+
+
+def run_matrix(results: str, target: str) -> FeatureMatrix:
+    """Every NB201 cell of the run's store with `target`'s labels, assembled once and cached
+    under the run's `matrices-v2/` (the DAG's own matrices may be older)."""
+    cache = Path(results) / "matrices-v2" / f"{target}.npz"
+    if not cache.exists():
+        matrix = Store(results).assemble(
+            "nb201",
+            "cifar10",
+            ["grad_norm", "snip", "synflow"],
+            onehot=True,
+            target=target,
+            every_cell=True,
+        )
+        matrix.save(cache)
+    return FeatureMatrix.load(cache)
 
 
 def evaluate(predictions: str, metrics: str) -> None:
