@@ -21,10 +21,12 @@ def blends(
     smoothing: list[float],
     fit_name: str,
     probe_weight: float | None = None,
+    prior: tuple[list[str], float] | None = None,
 ) -> Iterator[tuple[float, float, FusionPredictor]]:
-    """(tree weight, smoothing, `fitted` re-blended at them and at `probe_weight`, None: the
-    fit's own) for every pair of the grid; tree weights above 0 are skipped, saying so under
-    `fit_name`, for a fit without trees."""
+    """(tree weight, smoothing, `fitted` re-blended at them, at `probe_weight` and with the
+    proxy prior `prior` (proxies, weight); None: the fit's own) for every pair of the grid; tree
+    weights above 0 are skipped, saying so under `fit_name`, for a fit without trees."""
+    proxies, prior_weight = prior if prior is not None else (None, None)
     for tree_weight in tree_weights:
         if tree_weight > 0 and not fitted.has_trees:
             print(f"{fit_name} tree_weight={tree_weight}: skipped, no trees", flush=True)
@@ -38,5 +40,7 @@ def blends(
                     tree_weight=tree_weight,
                     neighbour_smoothing=weight,
                     probe_weight=probe_weight,
+                    prior_weight=prior_weight,
+                    prior_proxies=proxies,
                 ),
             )

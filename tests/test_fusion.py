@@ -248,6 +248,57 @@ def test_reweighting_a_fit_equals_fitting_with_the_other_weights(mini_matrix):
         no_trees.reweighted(pool, tree_weight=0.5, neighbour_smoothing=0.0)
 
 
+def test_proxy_prior_mixes_the_pool_rank_of_its_proxies_into_the_final_score(mini_matrix, tmp_path):
+    """prior_weight w: (1 - w) x the smoothed score z-scored over the pool + w x the mean pool
+    rank of prior_proxies z-scored over the pool; a re-blend of a fit without the prior gives
+    the same, the prior's proxies are ranked among the pool's values whatever rows are scored,
+    and a saved fit keeps its prior."""
+    n = len(mini_matrix)
+    train, pool = (
+        mini_matrix.subset(np.arange(6)),
+        mini_matrix.subset(np.arange(n - 2)).unlabelled(),
+    )
+    plain = create_predictor("fusion", **FAST, neighbour_smoothing=0.2)
+    plain.fit(train, seed=0, pool=pool)
+    prior = {"prior_proxies": ["net:nwot", "net:params"], "prior_weight": {0: 0.3, 7: 0.0}}
+    model = create_predictor("fusion", **FAST, neighbour_smoothing=0.2, **prior)
+    model.fit(train, seed=0, pool=pool)
+    pool_score = plain.predict(pool)[0]
+    columns = [mini_matrix.aggregate_names.index(c) for c in prior["prior_proxies"]]
+
+    def pool_rank(data) -> np.ndarray:  # mid-rank of each value among the pool's, in [0, 1]
+        ranks = [
+            [(np.sum(pool.aggregates[:, c] < v) + np.sum(pool.aggregates[:, c] <= v)) / 2
+             for v in data.aggregates[:, c]]
+            for c in columns
+        ]  # fmt: skip
+        return np.mean(ranks, axis=0) / len(pool)
+
+    rank = pool_rank(mini_matrix)
+    pool_ranks = pool_rank(pool)
+    expected = 0.7 * (plain.predict(mini_matrix)[0] - pool_score.mean()) / pool_score.std()
+    expected += 0.3 * (rank - pool_ranks.mean()) / pool_ranks.std()
+    np.testing.assert_allclose(model.predict(mini_matrix)[0], expected, rtol=1e-9)
+    np.testing.assert_allclose(model.predict(mini_matrix.subset(np.arange(3)))[0], expected[:3])
+    again = plain.reweighted(
+        pool,
+        tree_weight=0.0,
+        neighbour_smoothing=0.2,
+        prior_weight=0.3,
+        prior_proxies=prior["prior_proxies"],
+    )
+    np.testing.assert_allclose(again.predict(mini_matrix)[0], expected, rtol=1e-9)
+    model.save(tmp_path / "prior.pkl")
+    loaded = type(model).load(tmp_path / "prior.pkl")
+    np.testing.assert_array_equal(loaded.predict(mini_matrix)[0], model.predict(mini_matrix)[0])
+    # 7 labels: the entry for 7 (0) applies and the score is the plain fit's
+    more = create_predictor("fusion", **FAST, neighbour_smoothing=0.2, **prior)
+    more.fit(mini_matrix.subset(np.arange(7)), seed=0, pool=pool)
+    plain7 = create_predictor("fusion", **FAST, neighbour_smoothing=0.2)
+    plain7.fit(mini_matrix.subset(np.arange(7)), seed=0, pool=pool)
+    np.testing.assert_array_equal(more.predict(mini_matrix)[0], plain7.predict(mini_matrix)[0])
+
+
 def test_tree_weight_by_label_count_applies_the_entry_for_the_fit(mini_matrix, tmp_path):
     """{labels: weight}: the entry with the most labels not above the fit's applies, so a fit
     on 5 labels blends as tree_weight 0.5 and one on 7 as 0 (no trees); JSON's string keys
@@ -531,6 +582,9 @@ def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
         ({"probe_ridge": 0.0}, "probe_ridge must be > 0"),
         ({"pretrained_share": -0.1}, "pretrained_share must lie in"),
         ({"pretrained_share": 0.2, "pretrain_epochs": 0}, "pretrained_share needs pretraining"),
+        ({"prior_weight": 0.2}, "prior_weight needs prior_proxies"),
+        ({"prior_weight": 1.2, "prior_proxies": ["net:nwot"]}, "prior_weight must lie in"),
+        ({"prior_weight": 0.2, "prior_proxies": ["net:zen"]}, "net:zen"),
     ],
 )
 def test_bad_fusion_parameters_are_named(params, message, mini_matrix):

@@ -62,3 +62,22 @@ def test_ranks_are_one_to_n(matrix):
 def test_bad_ensembles_are_named(matrix, proxies, aggregation, error, message):
     with pytest.raises(error, match=message):
         proxy_ensemble(matrix, proxies, aggregation)
+
+
+def test_pool_ranking_ranks_any_architecture_among_the_pool(matrix):
+    """Scored over its own pool it orders as the mean rank does; an architecture outside the
+    pool gets the rank its values would have there, and a failed proxy ranks below the pool."""
+    from parzc.predictors.proxy_ensembles import PoolRanking
+
+    pool = matrix.subset(np.arange(6))
+    ranking = PoolRanking.fit(pool, PROXIES)
+    scores = ranking.scores(pool)
+    assert scores.mean() == pytest.approx(0.0) and scores.std() == pytest.approx(1.0)
+    np.testing.assert_array_equal(np.argsort(scores), np.argsort(proxy_ensemble(pool, PROXIES)))
+    others = matrix.subset(np.arange(6, len(matrix)))  # scored alone or together: the same
+    np.testing.assert_array_equal(ranking.scores(others)[:1], ranking.scores(others.subset([0])))
+    failed = pool.subset(np.arange(6))
+    failed.aggregates[0, :] = np.nan
+    assert ranking.scores(failed)[0] == pytest.approx(-ranking.mean / ranking.std)
+    with pytest.raises(ValueError, match="net:zen"):
+        PoolRanking.fit(pool, ["net:zen"])

@@ -30,8 +30,8 @@ Training has two stages:
 `members` such models (seeds seed*1000+k), optionally a ridge probe on each member's pretrained
 embedding (`probe_weight`) and gradient-boosted trees (`tree_weight`) are averaged as scores
 z-scored over the pool, optionally smoothed over the pool networks one edit away from each
-network's cells (`neighbour_smoothing`); the uncertainty is the spread of the members' MC
-samples.
+network's cells (`neighbour_smoothing`), and optionally mixed with a label-free proxy prior
+(`prior_proxies`, `prior_weight`); the uncertainty is the spread of the members' MC samples.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ from parzc.predictors.cell_encoder import CELL_ATTENTION, MAX_HOPS, GraphEncoder
 from parzc.predictors.flow_surrogate import flow_surrogate
 from parzc.predictors.losses import LossSpec, make_loss
 from parzc.predictors.mabn import MABN, BayesianLinear
-from parzc.predictors.proxy_ensembles import AGGREGATIONS, proxy_ensemble
+from parzc.predictors.proxy_ensembles import AGGREGATIONS, PoolRanking, proxy_ensemble
 from parzc.predictors.targets import TARGETS
 from parzc.predictors.torch_base import cpu_threads, seeded, signed_log
 from parzc.predictors.trees import GBDTPredictor
@@ -426,6 +426,10 @@ class FusionPredictor(Predictor):
     its neighbours: the networks of the nearest operation encodings of each of its cells,
     averaged over its cells (NB201: one operation changed; `parzc.neighbours`), a label-free
     prior that accuracy changes little under one edit.
+    `prior_weight` > 0 (a weight, or {labels: weight} as `tree_weight`) mixes the final score,
+    z-scored over the pool, with that weight with a label-free **proxy prior**: the mean rank of
+    `prior_proxies` (aggregate columns) among the pool's values, z-scored over the pool
+    (`PoolRanking`), so what fine-tuning on few labels moved away from is weighed back in.
     `slot_layout: packed` is the ablation of aligned slots: each arch's present layers are
     packed to the front in module order (position k = the k-th layer), as MABN sees them.
     `cell_attention` (a `CELL_ATTENTION` name) and `cell_flow_passes` shape the cell encoder
@@ -439,7 +443,13 @@ class FusionPredictor(Predictor):
     """
 
     name: ClassVar[str] = "fusion"
-    blend_params: ClassVar[tuple[str, ...]] = ("tree_weight", "probe_weight", "neighbour_smoothing")
+    blend_params: ClassVar[tuple[str, ...]] = (
+        "tree_weight",
+        "probe_weight",
+        "neighbour_smoothing",
+        "prior_proxies",
+        "prior_weight",
+    )
 
     branches: list[str] = field(default_factory=lambda: ["cell", "slots", "aggregates"])
     dim: int = 64
@@ -472,6 +482,8 @@ class FusionPredictor(Predictor):
     probe_ridge: float = 1.0
     pretrained_share: float | dict[int, float] = 0.0
     neighbour_smoothing: float = 0.0
+    prior_proxies: list[str] = field(default_factory=list)
+    prior_weight: float | dict[int, float] = 0.0
     slot_layout: str = "aligned"
     mc_samples: int = 1
     eval_seed: int = 0
@@ -482,6 +494,7 @@ class FusionPredictor(Predictor):
     _models: list[nn.Module] = field(default_factory=list, init=False, repr=False)
     _trees: GBDTPredictor | None = field(default=None, init=False, repr=False)
     _probes: list[RidgeProbe] = field(default_factory=list, init=False, repr=False)
+    _prior: PoolRanking | None = field(default=None, init=False, repr=False)
     _meta: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -528,6 +541,9 @@ class FusionPredictor(Predictor):
             raise ValueError(
                 f"fusion: neighbour_smoothing must lie in [0, 1), got {self.neighbour_smoothing}"
             )
+        self.prior_weight = _weights_by_labels("prior_weight", self.prior_weight)
+        if not self.prior_proxies and any(w > 0 for w in _weight_values(self.prior_weight)):
+            raise ValueError("fusion: prior_weight needs prior_proxies (aggregate columns)")
 
     def _tree_weight_for(self, labels: int) -> float:
         """The trees' weight for a fit on `labels` labels (`tree_weight`, the class doc)."""
@@ -536,6 +552,10 @@ class FusionPredictor(Predictor):
     def _probe_weight_for(self, labels: int) -> float:
         """The probes' weight for a fit on `labels` labels (`probe_weight`, the class doc)."""
         return _weight_at(self.probe_weight, labels)
+
+    def _prior_weight_for(self, labels: int) -> float:
+        """The proxy prior's weight for a fit on `labels` labels (the class doc)."""
+        return _weight_at(self.prior_weight, labels)
 
     def _pretrained_share_for(self, labels: int) -> float:
         """The pretrained weights' share for a fit on `labels` labels (the class doc)."""
@@ -811,6 +831,7 @@ class FusionPredictor(Predictor):
         self._meta["tree_weight"] = self._tree_weight_for(len(acc))
         self._meta["probe_weight"] = self._probe_weight_for(len(acc)) if probing else 0.0
         self._meta["pretrained_share"] = share
+        self._meta["prior_weight"] = self._prior_weight_for(len(acc))
         self._trees = None
         if self._meta["tree_weight"] > 0 and labelled:
             self._trees = GBDTPredictor(
@@ -846,14 +867,20 @@ class FusionPredictor(Predictor):
         self._meta["probe_scales"] = [
             (float(s.mean()), float(s.std()) or 1.0) for s in probe_scores
         ]
-        if self.neighbour_smoothing > 0:
+        prior = self._meta.get("prior_weight", 0.0) > 0
+        if self.neighbour_smoothing > 0 or prior:
             nets = self._standardised(pool_scores[: len(self._models)])
             trees = pool_scores[-1] if self._trees is not None else None
-            pool_ids = pool.network_ids.copy()
             pool_score = self._blend(nets, trees, self._standardised_probes(probe_scores))
+        if self.neighbour_smoothing > 0:
+            pool_ids = pool.network_ids.copy()
             # the pool networks' means, once: predicting the pool needs no neighbour search
             pool_means = neighbour_means(pool.space, pool_ids, pool_ids, pool_score)
             self._meta["neighbour_pool"] = (pool_ids, pool_score, pool_means)
+            pool_score = smoothed(pool_score, pool_means, self.neighbour_smoothing)
+        self._prior = PoolRanking.fit(pool, self.prior_proxies) if prior else None
+        if prior:
+            self._meta["final_scale"] = (float(pool_score.mean()), float(pool_score.std()) or 1.0)
 
     def _cached_pretraining(self, pool: FeatureMatrix, seed: int) -> Path | None:
         """Where the pretrained weights of this pool, seed and settings are kept (None: no
@@ -915,6 +942,10 @@ class FusionPredictor(Predictor):
         score = self._blend([n.mean(axis=0) for n in nets], trees, probes)
         if self.neighbour_smoothing > 0:
             score = smoothed(score, self._neighbour_means(data), self.neighbour_smoothing)
+        if self._prior is not None:
+            mean, sd = self._meta["final_scale"]
+            weight = self._meta["prior_weight"]
+            score = (1 - weight) * (score - mean) / sd + weight * self._prior.scores(data)
         spread = np.concatenate(nets, axis=0)
         uncertainty = spread.std(axis=0) if spread.shape[0] > 1 else None
         return score.astype(np.float64), uncertainty
@@ -967,6 +998,8 @@ class FusionPredictor(Predictor):
             raise ValueError("fusion: this fit records no label count for a tree weight by labels")
         if labels is None and isinstance(self.probe_weight, dict):
             raise ValueError("fusion: this fit records no label count for a probe weight by labels")
+        if labels is None and isinstance(self.prior_weight, dict):
+            raise ValueError("fusion: this fit records no label count for a prior weight by labels")
         weight = self._tree_weight_for(labels)
         if weight > 0 and not fitted.has_trees:
             raise ValueError("fusion: this model was fitted without trees (tree_weight 0)")
@@ -979,6 +1012,7 @@ class FusionPredictor(Predictor):
         other._meta = {k: v for k, v in fitted._meta.items() if k != "neighbour_pool"}
         other._meta["tree_weight"] = weight
         other._meta["probe_weight"] = probe_weight
+        other._meta["prior_weight"] = self._prior_weight_for(labels) if labels is not None else 0.0
         device = next(fitted._models[0].parameters()).device
         other._summarise_pool(other._inputs(pool, device), pool)
         return other
@@ -990,12 +1024,22 @@ class FusionPredictor(Predictor):
         tree_weight: float,
         neighbour_smoothing: float,
         probe_weight: float | None = None,
+        prior_weight: float | None = None,
+        prior_proxies: list[str] | None = None,
     ) -> FusionPredictor:
-        """This fitted model with other blend weights (`probe_weight` None: its own), without
+        """This fitted model with other blend weights and prior proxies (None: its own), without
         refitting (`adopt`)."""
-        probes = {} if probe_weight is None else {"probe_weight": probe_weight}
+        others = {
+            name: value
+            for name, value in (
+                ("probe_weight", probe_weight),
+                ("prior_weight", prior_weight),
+                ("prior_proxies", prior_proxies),
+            )
+            if value is not None
+        }
         return replace(
-            self, tree_weight=tree_weight, neighbour_smoothing=neighbour_smoothing, **probes
+            self, tree_weight=tree_weight, neighbour_smoothing=neighbour_smoothing, **others
         ).adopt(self, pool)
 
     def _neighbour_means(self, data: FeatureMatrix) -> np.ndarray:
@@ -1052,6 +1096,7 @@ class FusionPredictor(Predictor):
             "weights": weights,
             "trees": self._trees,
             "probes": probes,
+            "prior": self._prior,
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -1064,6 +1109,7 @@ class FusionPredictor(Predictor):
         device = resolve_device(self.device)
         self._models = [self._loaded_model(weights, device) for weights in state["weights"]]
         self._trees = state["trees"]
+        self._prior = state.get("prior")  # fits saved before the prior existed have none
         self._probes = [  # fits saved before probes existed have none
             RidgeProbe(self._loaded_model(saved["weights"], device), *saved["probe"])
             for saved in state.get("probes", [])

@@ -17,6 +17,7 @@ tell loop ranks by one before its first label. docs/results.md measures both agg
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,15 +45,20 @@ def log_rank(ranks: np.ndarray) -> np.ndarray:
     return np.log(ranks / ranks.shape[1]).mean(axis=0)
 
 
-def proxy_ranks(data: FeatureMatrix, proxies: Sequence[str]) -> np.ndarray:
-    """(len(proxies), n) ranks 1..n of each proxy over `data`, NaN values ranked last."""
+def aggregate_columns(data: FeatureMatrix, proxies: Sequence[str]) -> list[np.ndarray]:
+    """The aggregate column of each of `proxies`; raises naming the ones `data` lacks."""
     missing = [name for name in proxies if name not in data.aggregate_names]
     if missing:
         raise ValueError(
             f"proxies {missing} are not aggregate columns of the data "
             f"(available: {data.aggregate_names})"
         )
-    return column_ranks([data.aggregates[:, data.aggregate_names.index(name)] for name in proxies])
+    return [data.aggregates[:, data.aggregate_names.index(name)] for name in proxies]
+
+
+def proxy_ranks(data: FeatureMatrix, proxies: Sequence[str]) -> np.ndarray:
+    """(len(proxies), n) ranks 1..n of each proxy over `data`, NaN values ranked last."""
+    return column_ranks(aggregate_columns(data, proxies))
 
 
 def column_ranks(columns: Sequence[np.ndarray]) -> np.ndarray:
@@ -69,3 +75,43 @@ def proxy_ensemble(
     if not proxies:
         raise ValueError("a proxy ensemble needs at least one proxy")
     return combine(proxy_ranks(data, proxies))
+
+
+@dataclass(frozen=True)
+class PoolRanking:
+    """The mean rank of `proxies` with each rank taken among a reference pool's values, so any
+    architecture, in the pool or not, gets the score it would have in the pool; z-scored over
+    the pool. NaN values rank below the whole pool. `fusion`'s `prior_proxies` blend it in.
+    """
+
+    proxies: tuple[str, ...]
+    pool_values: tuple[np.ndarray, ...]  # each proxy's finite pool values, sorted
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, pool: FeatureMatrix, proxies: Sequence[str]) -> PoolRanking:
+        if not proxies:
+            raise ValueError("a pool ranking needs at least one proxy")
+        values = tuple(np.sort(c[np.isfinite(c)]) for c in aggregate_columns(pool, proxies))
+        if any(len(v) == 0 for v in values):
+            raise ValueError(f"a pool ranking needs finite pool values of every one of {proxies}")
+        raw = _pool_mean_rank(aggregate_columns(pool, proxies), values)
+        return cls(tuple(proxies), values, float(raw.mean()), float(raw.std()) or 1.0)
+
+    def scores(self, data: FeatureMatrix) -> np.ndarray:
+        """Each architecture of `data`: its mean pool rank, z-scored over the pool."""
+        raw = _pool_mean_rank(aggregate_columns(data, self.proxies), self.pool_values)
+        return (raw - self.mean) / self.std
+
+
+def _pool_mean_rank(columns: Sequence[np.ndarray], pool_values: Sequence[np.ndarray]) -> np.ndarray:
+    """The mean over columns of each value's mid-rank among the sorted pool values, in [0, 1]
+    (NaN: 0)."""
+    ranks = []
+    for column, pool in zip(columns, pool_values, strict=True):
+        below = np.searchsorted(pool, column, side="left")
+        at_or_below = np.searchsorted(pool, column, side="right")
+        rank = (below + at_or_below) / (2 * len(pool))
+        ranks.append(np.where(np.isfinite(column), rank, 0.0))
+    return np.mean(ranks, axis=0)
