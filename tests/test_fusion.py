@@ -194,15 +194,21 @@ def test_fusion_fits_predicts_and_reloads_bitwise(tmp_path, mini_matrix, options
     np.testing.assert_array_equal(twin.predict(mini_matrix)[0], score)
 
 
+def _six_labels_and_a_pool_without(
+    matrix: FeatureMatrix, left_out: int
+) -> tuple[FeatureMatrix, FeatureMatrix]:
+    """The first 6 archs as training labels, and a pool of every arch but the last `left_out`
+    (so that some scored archs are outside it)."""
+    return matrix.subset(np.arange(6)), matrix.subset(
+        np.arange(len(matrix) - left_out)
+    ).unlabelled()
+
+
 def test_neighbour_smoothing_averages_with_the_neighbours_pool_scores(mini_matrix):
     """Smoothing mixes a score with the mean pool score of its cells' one-edit neighbours, for
     pool networks (means kept from fit) and others (searched when scored) alike; the networks
     themselves are those of the unsmoothed fit (same seed)."""
-    n = len(mini_matrix)
-    train, pool = (
-        mini_matrix.subset(np.arange(6)),
-        mini_matrix.subset(np.arange(n - 4)).unlabelled(),
-    )
+    train, pool = _six_labels_and_a_pool_without(mini_matrix, 4)
     plain = create_predictor("fusion", **FAST, tree_weight=0.5)
     plain.fit(train, seed=0, pool=pool)
     smooth = create_predictor("fusion", **FAST, tree_weight=0.5, neighbour_smoothing=0.3)
@@ -253,11 +259,7 @@ def test_proxy_prior_mixes_the_pool_rank_of_its_proxies_into_the_final_score(min
     rank of prior_proxies z-scored over the pool; a re-blend of a fit without the prior gives
     the same, the prior's proxies are ranked among the pool's values whatever rows are scored,
     and a saved fit keeps its prior."""
-    n = len(mini_matrix)
-    train, pool = (
-        mini_matrix.subset(np.arange(6)),
-        mini_matrix.subset(np.arange(n - 2)).unlabelled(),
-    )
+    train, pool = _six_labels_and_a_pool_without(mini_matrix, 2)
     plain = create_predictor("fusion", **FAST, neighbour_smoothing=0.2)
     plain.fit(train, seed=0, pool=pool)
     prior = {"prior_proxies": ["net:nwot", "net:params"], "prior_weight": {0: 0.3, 7: 0.0}}
