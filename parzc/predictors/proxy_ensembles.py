@@ -93,10 +93,11 @@ class PoolRanking:
     def fit(cls, pool: FeatureMatrix, proxies: Sequence[str]) -> PoolRanking:
         if not proxies:
             raise ValueError("a pool ranking needs at least one proxy")
-        values = tuple(np.sort(c[np.isfinite(c)]) for c in aggregate_columns(pool, proxies))
+        columns = aggregate_columns(pool, proxies)
+        values = tuple(np.sort(c[np.isfinite(c)]) for c in columns)
         if any(len(v) == 0 for v in values):
             raise ValueError(f"a pool ranking needs finite pool values of every one of {proxies}")
-        raw = _pool_mean_rank(aggregate_columns(pool, proxies), values)
+        raw = _pool_mean_rank(columns, values)
         return cls(tuple(proxies), values, float(raw.mean()), float(raw.std()) or 1.0)
 
     def scores(self, data: FeatureMatrix) -> np.ndarray:
