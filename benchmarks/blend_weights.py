@@ -54,6 +54,8 @@ def main() -> None:
     parser.add_argument("--protocols", default=",".join(PROTOCOLS.names()))
     parser.add_argument("--write", action="store_true", help="write each re-blended fit")
     args = parser.parse_args()
+    if args.prior_weights and not args.prior_proxies:
+        parser.error("--prior-weights needs --prior-proxies")
     protocols = {name: PROTOCOLS.get(name) for name in args.protocols.split(",")}
     every = {name: PROTOCOLS.get(name) for name in PROTOCOLS.names()}
     layout = Layout(args.results)
