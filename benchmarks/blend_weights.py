@@ -33,13 +33,13 @@ from collections import defaultdict
 import numpy as np
 import polars as pl
 from blend_grid import blends, floats
+from fusion_protocol import run_matrix
 
 from parzc.evaluation.predictions import evaluate_predictions
 from parzc.evaluation.protocols import PROTOCOLS
 from parzc.io import read_metadata, write_parquet
 from parzc.layout import Layout
 from parzc.predictors.base import Predictor
-from parzc.store.matrix import FeatureMatrix
 
 
 def main() -> None:
@@ -59,7 +59,7 @@ def main() -> None:
     protocols = {name: PROTOCOLS.get(name) for name in args.protocols.split(",")}
     every = {name: PROTOCOLS.get(name) for name in PROTOCOLS.names()}
     layout = Layout(args.results)
-    data = FeatureMatrix.load(f"{args.results}/matrices-v2/{args.target}.npz")
+    data = run_matrix(args.results, args.target)
     networks = data.subset(data.arch_ids == data.network_ids)
     pool = networks.unlabelled()  # the pool train_and_predict fits with
     for size in map(int, args.sizes.split(",")):

@@ -36,8 +36,7 @@ from parzc.allocator import retain_freed_memory
 from parzc.evaluation.protocols import training_labels
 from parzc.layout import Layout
 from parzc.predictors.base import Predictor
-from parzc.predictors.proxy_ensembles import PoolRanking
-from parzc.store.matrix import FeatureMatrix
+from parzc.predictors.proxy_ensembles import PoolRanking, mixed_with_prior
 from parzc.training.run import train_and_predict
 from parzc.training.splits import load_split, make_split, save_split, split_path
 
@@ -58,7 +57,7 @@ def main() -> None:
     parser.add_argument("--prior-weights", type=floats, default=[0.0])
     args = parser.parse_args()
     layout = Layout(args.results)
-    data = FeatureMatrix.load(f"{args.results}/matrices-v2/{args.target}.npz")
+    data = run_matrix(args.results, args.target)
     networks = data.subset(data.arch_ids == data.network_ids)
     pool = networks.unlabelled()  # the pool train_and_predict fits with
     size = int(args.size)
@@ -108,8 +107,8 @@ def main() -> None:
                 score = model.predict(rows)[0]
                 pool_score = model.predict(pool)[0] if prior_of else score
                 for weight in args.prior_weights:
-                    mixed = (1 - weight) * (score - pool_score.mean()) / pool_score.std()
-                    mixed = mixed + weight * prior if weight > 0 else score
+                    scale = (pool_score.mean(), pool_score.std())
+                    mixed = mixed_with_prior(score, scale, prior, weight) if weight > 0 else score
                     tau = kendalltau(mixed, truth).statistic
                     kendall[epochs, tree_weight, smoothing, weight].append(float(tau))
                     print(

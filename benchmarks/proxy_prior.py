@@ -27,7 +27,7 @@ from fusion_protocol import run_matrix
 from parzc.evaluation.predictions import evaluate_predictions
 from parzc.evaluation.protocols import PROTOCOLS
 from parzc.layout import Layout
-from parzc.predictors.proxy_ensembles import PoolRanking
+from parzc.predictors.proxy_ensembles import PoolRanking, mixed_with_prior
 
 
 def main() -> None:
@@ -55,11 +55,12 @@ def main() -> None:
                     f"{args.label} n={size} seed={seed}: scores {networks.height} of the "
                     f"{len(pool)} pool networks; the pool's scale needs them all"
                 )
-            mean, std = networks["score"].mean(), networks["score"].std(ddof=0)
+            scale = (networks["score"].mean(), networks["score"].std(ddof=0))
             ranks = frame["network_id"].replace_strict(prior_of, return_dtype=pl.Float64)
+            score, ranks = frame["score"].to_numpy(), ranks.to_numpy()
             for weight in args.weights:
                 mixed = frame.with_columns(
-                    score=(1 - weight) * (pl.col("score") - mean) / std + weight * ranks
+                    score=pl.Series(mixed_with_prior(score, scale, ranks, weight))
                 )
                 metrics = evaluate_predictions(mixed, protocols)
                 for protocol, tau in metrics.select("protocol", "kendall").iter_rows():

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
+from fusion_protocol import run_matrix
 
 from parzc.evaluation.predictions import evaluate_predictions
 from parzc.evaluation.protocols import PROTOCOLS, Protocol
@@ -113,7 +114,7 @@ class Run:
     @classmethod
     def of(cls, args: argparse.Namespace) -> Run:
         """The run of parsed `add_fit_arguments`."""
-        data = FeatureMatrix.load(f"{args.results}/matrices-v2/{args.target}.npz")
+        data = run_matrix(args.results, args.target)
         networks = data.subset(data.arch_ids == data.network_ids)
         protocols = {name: PROTOCOLS.get(name) for name in args.protocols.split(",")}
         return cls(Layout(args.results), networks, networks.unlabelled(), protocols)

@@ -64,7 +64,12 @@ from parzc.predictors.cell_encoder import CELL_ATTENTION, MAX_HOPS, GraphEncoder
 from parzc.predictors.flow_surrogate import flow_surrogate
 from parzc.predictors.losses import LossSpec, make_loss
 from parzc.predictors.mabn import MABN, BayesianLinear
-from parzc.predictors.proxy_ensembles import AGGREGATIONS, PoolRanking, proxy_ensemble
+from parzc.predictors.proxy_ensembles import (
+    AGGREGATIONS,
+    PoolRanking,
+    mixed_with_prior,
+    proxy_ensemble,
+)
 from parzc.predictors.targets import TARGETS
 from parzc.predictors.torch_base import cpu_threads, seeded, signed_log
 from parzc.predictors.trees import GBDTPredictor
@@ -878,8 +883,9 @@ class FusionPredictor(Predictor):
             pool_means = neighbour_means(pool.space, pool_ids, pool_ids, pool_score)
             self._meta["neighbour_pool"] = (pool_ids, pool_score, pool_means)
             pool_score = smoothed(pool_score, pool_means, self.neighbour_smoothing)
-        self._prior = PoolRanking.fit(pool, self.prior_proxies) if prior else None
+        self._prior = None
         if prior:
+            self._prior = PoolRanking.fit(pool, self.prior_proxies)
             self._meta["final_scale"] = (float(pool_score.mean()), float(pool_score.std()) or 1.0)
 
     def _cached_pretraining(self, pool: FeatureMatrix, seed: int) -> Path | None:
@@ -943,9 +949,8 @@ class FusionPredictor(Predictor):
         if self.neighbour_smoothing > 0:
             score = smoothed(score, self._neighbour_means(data), self.neighbour_smoothing)
         if self._prior is not None:
-            mean, sd = self._meta["final_scale"]
-            weight = self._meta["prior_weight"]
-            score = (1 - weight) * (score - mean) / sd + weight * self._prior.scores(data)
+            prior, weight = self._prior.scores(data), self._meta["prior_weight"]
+            score = mixed_with_prior(score, self._meta["final_scale"], prior, weight)
         spread = np.concatenate(nets, axis=0)
         uncertainty = spread.std(axis=0) if spread.shape[0] > 1 else None
         return score.astype(np.float64), uncertainty

@@ -106,6 +106,15 @@ class PoolRanking:
         return (raw - self.mean) / self.std
 
 
+def mixed_with_prior(
+    score: np.ndarray, scale: tuple[float, float], prior: np.ndarray, weight: float
+) -> np.ndarray:
+    """(1 - weight) x `score` z-scored with `scale` (the pool's mean and std of the scores) +
+    weight x `prior` (a `PoolRanking`'s scores): how `fusion`'s `prior_weight` mixes it in."""
+    mean, std = scale
+    return (1 - weight) * (score - mean) / std + weight * prior
+
+
 def _pool_mean_rank(columns: Sequence[np.ndarray], pool_values: Sequence[np.ndarray]) -> np.ndarray:
     """The mean over columns of each value's mid-rank among the sorted pool values, in [0, 1]
     (NaN: 0)."""
