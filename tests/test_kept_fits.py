@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import torch
 
 from parzc.layout import Layout
 from parzc.search.costs import TrainingRun, load_training
@@ -40,8 +41,10 @@ def split(data, tmp_path):
     return path
 
 
-def _train(results, data, split, label: str, **params) -> tuple[dict, pl.DataFrame]:
-    """One fusion fit into `results`' layout: its report and predictions."""
+def _train(
+    results, data, split, label: str, device: str = "cpu", **params
+) -> tuple[dict, pl.DataFrame]:
+    """One fusion fit into `results`' layout on `device`: its report and predictions."""
     layout = Layout(results)
     keys = dict(space="nb201", dataset="cifar10", predictor=label, size=5, seed=0)
     predictions = layout.path("predictions", **keys)
@@ -54,7 +57,7 @@ def _train(results, data, split, label: str, **params) -> tuple[dict, pl.DataFra
         0,
         predictions,
         layout.path("model", **keys),
-        device="cpu",
+        device=device,
     )
     return report, pl.read_parquet(predictions)
 
@@ -102,6 +105,30 @@ def test_any_other_change_fits_again(data, split, tmp_path, change):
     _train(tmp_path / "run", data, split, "a")
     report, _ = _train(tmp_path / "run", data, split, "b", **change)
     assert "kept_fit" not in report
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"tree_target": "rank", "tree_graph_features": True}, {"probe_ridge": 3.0}],
+    ids=["tree settings", "probe penalty"],
+)
+def test_settings_of_parts_a_fit_does_not_make_keep_it(data, split, tmp_path, change):
+    """A fit without trees (probes) does not depend on how trees (probes) would be made:
+    changing those settings re-blends it, and scores as a fresh fit with them."""
+    _train(tmp_path / "run", data, split, "a", tree_weight=0.0)
+    again, reblended = _train(tmp_path / "run", data, split, "b", tree_weight=0.0, **change)
+    assert "kept_fit" in again
+    _, fresh = _train(tmp_path / "fresh", data, split, "b", tree_weight=0.0, **change)
+    np.testing.assert_allclose(reblended["score"].to_numpy(), fresh["score"].to_numpy())
+
+
+def test_a_fit_on_auto_keeps_the_fit_on_the_device_auto_picks(data, split, tmp_path):
+    """`device: auto` counts as the device it resolves to: on a machine without CUDA it
+    re-blends a fit made on the CPU (and with CUDA, a fit made on `cuda`)."""
+    made_on = "cuda" if torch.cuda.is_available() else "cpu"
+    _train(tmp_path / "run", data, split, "a", device=made_on)
+    again, _ = _train(tmp_path / "run", data, split, "b", device="auto", neighbour_smoothing=0.4)
+    assert "kept_fit" in again
 
 
 def test_a_probe_weight_change_re_blends_the_kept_fit(data, split, tmp_path):

@@ -85,6 +85,11 @@ _PRETRAIN_SETTINGS_ADDED = {
     "pretrain_slot_statistics": 0.0,
 }
 
+# settings that shape only the trees / only the probes: a fit without them does not depend on
+# them (`FusionPredictor.fit_settings`)
+_TREE_SETTINGS = ("tree_target", "tree_graph_features")
+_PROBE_SETTINGS = ("probe_ridge",)
+
 BRANCHES: Registry[Callable[..., nn.Module]] = Registry("branch")
 SLOT_LAYOUTS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("slot layout")
 
@@ -982,14 +987,21 @@ class FusionPredictor(Predictor):
     def fit_settings(self, labels: int) -> dict[str, Any]:
         """The params less the blend and the pretraining cache's folder, the pretrained share
         for `labels` labels, and whether a fit on `labels` labels makes trees and probes (a
-        tree / probe weight above 0 for that count)."""
+        tree / probe weight above 0 for that count); the settings of trees or probes a fit
+        does not make are left out, so changing them keeps the fits without them."""
         settings = super().fit_settings(labels)
         del settings["pretrain_cache"]
         settings["pretrained_share"] = self._pretrained_share_for(labels)
-        return settings | {
-            "trees": self._tree_weight_for(labels) > 0,
-            "probes": self._probe_weight_for(labels) > 0,
+        parts = {
+            "trees": (self._tree_weight_for(labels) > 0, _TREE_SETTINGS),
+            "probes": (self._probe_weight_for(labels) > 0, _PROBE_SETTINGS),
         }
+        for part, (made, names) in parts.items():
+            settings[part] = made
+            if not made:
+                for name in names:
+                    del settings[name]
+        return settings
 
     def adopt(self, fitted: Predictor, pool: FeatureMatrix) -> FusionPredictor:
         """`fitted`'s members, probes and trees blended with this predictor's `tree_weight` and

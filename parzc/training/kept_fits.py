@@ -2,10 +2,11 @@
 (`Predictor.blend_params`, e.g. fusion's `tree_weight`) re-blends a kept fit instead of fitting
 again.
 
-A fit's key digests the predictor's `fit_settings` for its label count, the seed, the training
-and pool matrices, the versions of parzc and torch, and parzc's source code: a change to any of
-them fits again. The folder holds, per key, the fitted model (a hard link to the model file the
-fit wrote, or a copy where links are not possible) and the fit's report.
+A fit's key digests the predictor's `fit_settings` for its label count (its device as resolved),
+the seed, the training and pool matrices, the versions of parzc and torch, and parzc's source
+code: a change to any of them fits again. The folder holds, per key, the fitted model (a hard
+link to the model file the fit wrote, or a copy where links are not possible) and the fit's
+report.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 
 import parzc
+from parzc.device import resolve_device
 from parzc.io import write_atomic
 from parzc.predictors import Predictor
 from parzc.store.matrix import FeatureMatrix
@@ -31,8 +33,12 @@ log = logging.getLogger(__name__)
 
 
 def fit_key(predictor: Predictor, train: FeatureMatrix, pool: FeatureMatrix, seed: int) -> str:
-    """The key of a fit of `predictor` on `train` (labels included) with `pool`, seeded `seed`."""
+    """The key of a fit of `predictor` on `train` (labels included) with `pool`, seeded `seed`;
+    a `device` setting counts as the device it resolves to here (`auto` on a machine without
+    CUDA is the CPU)."""
     settings = predictor.fit_settings(len(train))
+    if "device" in settings:
+        settings["device"] = str(resolve_device(settings["device"]))
     digest = hashlib.sha256(
         json.dumps(
             [predictor.name, settings, seed, parzc.__version__, torch.__version__],
