@@ -106,8 +106,8 @@ def main() -> None:
             ):
                 score = model.predict(rows)[0]
                 pool_score = model.predict(pool)[0] if prior_of else score
+                scale = (pool_score.mean(), pool_score.std())
                 for weight in args.prior_weights:
-                    scale = (pool_score.mean(), pool_score.std())
                     mixed = mixed_with_prior(score, scale, prior, weight) if weight > 0 else score
                     tau = kendalltau(mixed, truth).statistic
                     kendall[epochs, tree_weight, smoothing, weight].append(float(tau))
