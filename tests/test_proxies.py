@@ -235,6 +235,34 @@ def test_nwot_from_hand_built_codes_of_all_relus():
     np.testing.assert_allclose(r.network["nwot"], np.linalg.slogdet(kernel)[1])
 
 
+@pytest.mark.parametrize("n", [6, 70])  # 70 examples: patterns of two packed words
+def test_swap_counts_distinct_activation_patterns_of_all_relus(n):
+    model = nn.Sequential(
+        nn.Linear(12, 40), nn.ReLU(), nn.Linear(40, 30), nn.ReLU(), nn.Linear(30, 3)
+    )
+    _fill(model.double(), 6)
+    with torch.no_grad():  # the first layer's last 15 units repeat its first 15
+        model[0].weight[25:] = model[0].weight[:15]
+        model[0].bias[25:] = model[0].bias[:15]
+    x = torch.randn(n, 12, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    y = torch.arange(n) % 3
+    with torch.no_grad():
+        a1 = model[0](x)
+        a2 = model[2](torch.relu(a1))
+    codes = torch.cat([a1 > 0, a2 > 0], 1).numpy()  # (examples, units)
+    expected = len(np.unique(codes.T, axis=0))
+    assert 1 < expected <= codes.shape[1] - 15
+    r = run(model, x, y, net=["swap", "nwot"] if n < 12 else ["swap"])
+    assert r.network["swap"] == expected
+
+
+def test_swap_without_relu_like_activations_is_nan_with_reason():
+    model, (x, y) = mlp(), batch()
+    model[1] = nn.Tanh()
+    r = run(model, x, y, net=["swap"])
+    assert np.isnan(r.network["swap"]) and "no ReLU-like" in r.nan_reasons["net:swap"]
+
+
 def _smallest_eigenvalue(output: torch.Tensor) -> float:
     rows = output.reshape(output.shape[0], -1).double().numpy()
     if rows.shape[1] < 2:

@@ -96,6 +96,20 @@ def nwot(d: PassData) -> float:
     return float(logdet)
 
 
+@network_proxy("swap", "patterns")
+def swap(d: PassData) -> float:
+    """Distinct sample-wise activation patterns: the number of different binary vectors
+    (output > 0 for each example of the batch) among all units of all ReLU-like activation
+    modules (ReLU, ReLU6, LeakyReLU, GELU), in the data pass (the network as initialised,
+    train-mode BN). At most 2^N for a batch of N. SWAP's code re-draws Gaussian weights and
+    hooks only the ReLUs of convolutional feature maps; its regularised variant, which weighs the
+    count by a Gaussian of the parameter count with per-space constants, is left to the learned
+    predictors (params is a proxy of its own). Peng et al., "SWAP-NAS: Sample-Wise Activation
+    Patterns for Ultra-fast NAS", ICLR 2024.
+    """
+    return float(d.distinct_patterns)
+
+
 @network_proxy("zen", "zen")
 def zen(d: PassData) -> float:
     """log(E_n ||f(x_n) - f(x_n + 0.01 eps_n)||_1 + 1e-6) + sum_BN log(sigma_BN + 1e-6).

@@ -4,7 +4,8 @@ A proxy declares *needs* (strings); a pass *serves* some needs and runs only if 
 needs one of them. The passes:
 
 - ``data``: one forward on the real batch (train-mode BN, dropout off) with hooks on Conv2d/Linear
-  layers (MACs, fisher activations) and ReLU-like activations (NASWOT codes), then, only if asked,
+  layers (MACs, fisher activations) and ReLU-like activations (NASWOT codes, SWAP's activation
+  patterns), then, only if asked,
   ``autograd.grad`` of ``sum(logits)`` w.r.t. the input (``jacobian``) and of the mean
   cross-entropy w.r.t. layer weights (``grad``) and layer outputs (``fisher``); with ``hessian`` the
   weight gradient is taken with ``create_graph`` and ``H g`` follows from a second
@@ -65,6 +66,7 @@ class PassData:
     fisher: list[Tensor] | None = None  # per-layer scalar (float64)
     jacobian: Tensor | None = None  # (N, D): d sum(logits) / d input
     code_kernel: Tensor | None = None  # (N, N) float64 NASWOT kernel
+    distinct_patterns: int | None = None  # SWAP: distinct activation patterns over the batch
     flops: list[int] | None = None  # MACs per example per layer
     synflow_output: float | None = None
     synflow_weights: list[Tensor] | None = None  # |W| (float64)
@@ -171,12 +173,27 @@ def _fisher_term(module: nn.Module, act: Tensor, grad: Tensor) -> Tensor:
     return 0.5 * per_channel.pow(2).mean(0).sum()
 
 
+PATTERN_WORD_BITS = 62  # examples per int64 word of a unit's activation pattern
+
+
+def pattern_keys(codes: Tensor) -> Tensor:
+    """(units, words) int64: each unit's column of the (N, units) boolean codes packed into
+    ceil(N / 62) words, so equal patterns have equal rows."""
+    words = []
+    for start in range(0, codes.shape[0], PATTERN_WORD_BITS):
+        chunk = codes[start : start + PATTERN_WORD_BITS].long()
+        bits = torch.arange(chunk.shape[0], device=codes.device)
+        words.append((chunk << bits[:, None]).sum(0))
+    return torch.stack(words, 1)
+
+
 def data_pass(d: PassData, wanted: frozenset[str]) -> None:
     """Forward on the real batch; gradients only for the needs in `wanted`."""
     model, layers, n = d.model, d.layers, d.images.shape[0]
     acts: list[list[Tensor]] = [[] for _ in layers]
     flops = [0] * len(layers)
     kernel = torch.zeros(n, n, dtype=torch.float64, device=d.images.device)
+    patterns: list[Tensor] = []
 
     def layer_hook(i: int) -> Callable:
         def hook(module: nn.Module, inputs: tuple, output: Tensor) -> Tensor | None:
@@ -189,18 +206,23 @@ def data_pass(d: PassData, wanted: frozenset[str]) -> None:
         return hook
 
     def code_hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
-        # float32 counts are exact up to 2**24 units per example; the kernel sums in float64
         codes = (output.detach() > 0).reshape(n, -1)
-        c = codes.float() if codes.shape[1] < 2**24 else codes.double()
-        s = c.sum(1).double()
-        # c c^T + (1-c)(1-c)^T = 2 c c^T - s_i - s_j + M
-        kernel.add_(2 * (c @ c.T).double() - s[:, None] - s[None, :] + c.shape[1])
+        if "patterns" in wanted:
+            patterns.append(torch.unique(pattern_keys(codes), dim=0))
+        if "codes" in wanted:
+            # float32 counts are exact up to 2**24 units per example; the kernel sums in float64
+            c = codes.float() if codes.shape[1] < 2**24 else codes.double()
+            s = c.sum(1).double()
+            # c c^T + (1-c)(1-c)^T = 2 c c^T - s_i - s_j + M
+            kernel.add_(2 * (c @ c.T).double() - s[:, None] - s[None, :] + c.shape[1])
 
     pairs = [(m, layer_hook(i)) for i, (_, m) in enumerate(layers)]
-    if "codes" in wanted:
+    activation_needs = wanted & {"codes", "patterns"}
+    if activation_needs:
         pairs += [(m, code_hook) for m in model.modules() if isinstance(m, CODE_ACTIVATIONS)]
         if len(pairs) == len(layers):
-            d.failed["codes"] = "no ReLU-like activation module (nn.ReLU/ReLU6/LeakyReLU/GELU)"
+            for need in activation_needs:
+                d.failed[need] = "no ReLU-like activation module (nn.ReLU/ReLU6/LeakyReLU/GELU)"
     need_grad = bool(wanted & {"grad", "hessian", "fisher", "jacobian"})
     hessian = "hessian" in wanted
     closed_form = ClosedFormDoubleBackward() if hessian else None  # cheap H g, same first order
@@ -216,6 +238,8 @@ def data_pass(d: PassData, wanted: frozenset[str]) -> None:
         d.flops = flops
         if "codes" in wanted and "codes" not in d.failed:
             d.code_kernel = kernel
+        if "patterns" in wanted and "patterns" not in d.failed:
+            d.distinct_patterns = int(torch.unique(torch.cat(patterns), dim=0).shape[0])
         if "jacobian" in wanted:
             with closed_form.input_gradients_only() if closed_form else nullcontext():
                 (jac,) = grad_or_zeros(logits.sum(), [x], retain_graph=True)
@@ -357,7 +381,10 @@ def meco_pass(d: PassData, wanted: frozenset[str]) -> None:
 
 # pass name -> (needs it serves, function); run in this order.
 PASSES: dict[str, tuple[frozenset[str], Callable[[PassData, frozenset[str]], None]]] = {
-    "data": (frozenset({"grad", "hessian", "fisher", "jacobian", "codes", "shapes"}), data_pass),
+    "data": (
+        frozenset({"grad", "hessian", "fisher", "jacobian", "codes", "patterns", "shapes"}),
+        data_pass,
+    ),
     "synflow": (frozenset({"synflow"}), synflow_pass),
     "zen": (frozenset({"zen"}), zen_pass),
     "meco": (frozenset({"meco"}), meco_pass),
