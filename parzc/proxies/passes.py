@@ -187,6 +187,18 @@ def pattern_keys(codes: Tensor) -> Tensor:
     return torch.stack(words, 1)
 
 
+def distinct_rows(keys: Tensor) -> Tensor:
+    """The distinct rows of a 2-D integer tensor, in lexicographic order: a stable sort per
+    column from the last (torch.unique(dim=0) is some 30x slower on a million rows)."""
+    order = torch.arange(keys.shape[0], device=keys.device)
+    for column in reversed(range(keys.shape[1])):
+        order = order[torch.sort(keys[order, column], stable=True).indices]
+    rows = keys[order]
+    new = torch.ones(rows.shape[0], dtype=torch.bool, device=keys.device)
+    new[1:] = (rows[1:] != rows[:-1]).any(1)
+    return rows[new]
+
+
 def data_pass(d: PassData, wanted: frozenset[str]) -> None:
     """Forward on the real batch; gradients only for the needs in `wanted`."""
     model, layers, n = d.model, d.layers, d.images.shape[0]
@@ -208,7 +220,7 @@ def data_pass(d: PassData, wanted: frozenset[str]) -> None:
     def code_hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
         codes = (output.detach() > 0).reshape(n, -1)
         if "patterns" in wanted:
-            patterns.append(torch.unique(pattern_keys(codes), dim=0))
+            patterns.append(distinct_rows(pattern_keys(codes)))
         if "codes" in wanted:
             # float32 counts are exact up to 2**24 units per example; the kernel sums in float64
             c = codes.float() if codes.shape[1] < 2**24 else codes.double()
@@ -239,7 +251,7 @@ def data_pass(d: PassData, wanted: frozenset[str]) -> None:
         if "codes" in wanted and "codes" not in d.failed:
             d.code_kernel = kernel
         if "patterns" in wanted and "patterns" not in d.failed:
-            d.distinct_patterns = int(torch.unique(torch.cat(patterns), dim=0).shape[0])
+            d.distinct_patterns = int(distinct_rows(torch.cat(patterns)).shape[0])
         if "jacobian" in wanted:
             with closed_form.input_gradients_only() if closed_form else nullcontext():
                 (jac,) = grad_or_zeros(logits.sum(), [x], retain_graph=True)
