@@ -320,7 +320,8 @@ def test_meco_and_swap_rank_nb201_networks_by_accuracy():
         for name, values in scores.items():
             values.append(result.network[name])
     truth = space.accuracy_table().filter(pl.col("dataset") == "cifar10")
-    accuracy = [dict(truth.select("arch_id", "test_acc").iter_rows())[int(a)] for a in nets]
+    accuracy_of = dict(truth.select("arch_id", "test_acc").iter_rows())
+    accuracy = [accuracy_of[int(a)] for a in nets]
     tau = {name: kendalltau(values, accuracy).statistic for name, values in scores.items()}
     assert tau["meco"] > 0.6 and tau["swap"] > 0.5
 
