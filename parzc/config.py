@@ -152,20 +152,24 @@ def check_names(config: dict[str, Any]) -> None:
 
 
 def _check_pretrain_proxies(config: dict[str, Any], predictor: Any, where: str) -> None:
-    """A predictor that pretrains on proxies (fusion) needs each of them in a feature set."""
-    proxies = getattr(predictor, "pretrain_proxies", None)
-    if not proxies or not getattr(predictor, "pretrain_epochs", 0):
+    """A predictor that pretrains on proxies (fusion) needs each of them in a feature set:
+    `pretrain_proxies` and every entry of `pretrain_member_proxies`."""
+    if not getattr(predictor, "pretrain_epochs", 0):
         return
     sets = config["feature_sets"].values()
     extracted = {p for s in sets for p in s.get("layer", [])}
     extracted |= {f"net:{p}" for s in sets for p in s.get("network", [])}
-    missing = [p for p in proxies if p not in extracted]
-    if missing:
-        raise ConfigError(
-            f"config field {where}/pretrain_proxies: {missing} are extracted by no feature set "
-            f"(per-layer sums by name, network-level as net:<name>; extracted: "
-            f"{', '.join(sorted(extracted))}); set pretrain_proxies or extract them"
-        )
+    named = {"pretrain_proxies": getattr(predictor, "pretrain_proxies", None) or []}
+    entries = getattr(predictor, "pretrain_member_proxies", None) or []
+    named["pretrain_member_proxies"] = [p for entry in entries for p in entry]
+    for field, proxies in named.items():
+        missing = [p for p in proxies if p not in extracted]
+        if missing:
+            raise ConfigError(
+                f"config field {where}/{field}: {missing} are extracted by no feature set "
+                f"(per-layer sums by name, network-level as net:<name>; extracted: "
+                f"{', '.join(sorted(extracted))}); set {field} or extract them"
+            )
 
 
 def _check_loop(config: dict[str, Any]) -> None:

@@ -169,6 +169,22 @@ CONFIG_CASES = [
         {"model": "fusion", "params": {"tree_weight": "many"}},
         r"train/predictors/fz/params/tree_weight: 'many' is not of type float",
     ),
+    (
+        "train/predictors/fz",
+        {"model": "fusion", "params": {"pretrain_proxies": ["net:nwot", "net:meco"]}},
+        r"fz/params/pretrain_proxies: \['net:meco'\] are extracted by no feature set",
+    ),
+    (
+        "train/predictors/fz",
+        {
+            "model": "fusion",
+            "params": {
+                "pretrain_proxies": ["snip"],
+                "pretrain_member_proxies": [["snip"], ["synflow"]],
+            },
+        },
+        r"fz/params/pretrain_member_proxies: \['synflow'\] are extracted by no feature set",
+    ),
     ("train/predictors/mabn/params/bogus", 1, r"mabn/params: unknown parameter\(s\) bogus"),
     ("train/predictors/mabn/params/loss", "l7", r"mabn/params: unknown loss 'l7'"),
     ("train/predictors/mabn/model", "transformer", r"mabn/model: unknown predictor 'transformer'"),

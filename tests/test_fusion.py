@@ -550,8 +550,43 @@ def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
             pretrain_head_proxies=heads,
         )
         assert with_heads.fit(train, seed=1, pool=pool)["pretrained_reused"] == 0
-        keys.add(with_heads._cached_pretraining(pool, 1000))
+        keys.add(with_heads._cached_pretraining(pool, 1000, FAST["pretrain_proxies"]))
     assert len(keys) == 2
+
+
+def test_members_can_pretrain_on_different_proxy_ensembles(tmp_path, mini_matrix):
+    """pretrain_member_proxies gives member k entry k mod its length: each member's pretrained
+    weights are those of a fit whose every member learns that entry (the cache is shared), and
+    members with different entries rank the pool differently before any label."""
+    from scipy.stats import kendalltau
+
+    train, pool = mini_matrix.subset(np.arange(6)), mini_matrix.unlabelled()
+    entries = [["net:params"], ["net:nwot"]]
+    for entry in entries:  # every member of each single-ensemble fit pretrained and cached
+        params = {**FAST, "pretrain_proxies": entry}
+        single = create_predictor("fusion", **params, members=3, pretrain_cache=str(tmp_path))
+        assert single.fit(train, seed=1, pool=pool)["pretrained_reused"] == 0
+    mixed = create_predictor(
+        "fusion",
+        **FAST,
+        members=3,
+        pretrain_cache=str(tmp_path),
+        pretrain_member_proxies=entries,
+    )
+    assert mixed.fit(train, seed=1, pool=pool)["pretrained_reused"] == 3
+    assert [mixed._member_proxies(k) for k in range(3)] == [*entries, entries[0]]
+    params = {**FAST, "pretrain_epochs": 40, "pretrain_lr": 3e-3}
+    before = create_predictor("fusion", **params, members=2, pretrain_member_proxies=entries)
+    before.fit(train.subset(np.arange(0)), seed=1, pool=pool)  # no labels: pretrained alone
+    first, second = (s.mean(axis=0) for s in before._mc_scores(before._inputs(pool, "cpu")))
+    assert (
+        kendalltau(first, proxy_ensemble(pool, entries[0])).statistic
+        > kendalltau(first, proxy_ensemble(pool, entries[1])).statistic
+    )
+    assert (
+        kendalltau(second, proxy_ensemble(pool, entries[1])).statistic
+        > kendalltau(second, proxy_ensemble(pool, entries[0])).statistic
+    )
 
 
 @pytest.mark.parametrize(
@@ -573,6 +608,9 @@ def test_reused_pretraining_is_bitwise_the_same(tmp_path, mini_matrix):
         ({"pretrain_proxies": ["net:zen"]}, "net:zen"),
         ({"pretrain_aggregation": "median"}, "proxy aggregation 'median'"),
         ({"pretrain_head_proxies": ["net:params"]}, "needs pretrain_branch_heads"),
+        ({"pretrain_member_proxies": []}, "pretrain_member_proxies"),
+        ({"pretrain_member_proxies": [["net:params"], []]}, "pretrain_member_proxies"),
+        ({"pretrain_epochs": 0, "pretrain_member_proxies": [["net:params"]]}, "needs pretraining"),
         ({"pretrain_branch_heads": True, "pretrain_head_proxies": []}, "at least one proxy"),
         ({"pretrain_branch_heads": True, "pretrain_head_proxies": ["net:zen"]}, "net:zen"),
         ({"pretrain_flow_surrogate": -1.0}, "pretrain_flow_surrogate"),

@@ -399,7 +399,9 @@ class FusionPredictor(Predictor):
 
     `pretrain_proxies` are aggregate columns (e.g. "net:nwot", "synflow"), their ranks combined
     by `pretrain_aggregation` (a `parzc.predictors.proxy_ensembles.AGGREGATIONS` name);
-    `pretrain_epochs: 0` or an empty list turns pretraining off. Without a pool
+    `pretrain_epochs: 0` or an empty list turns pretraining off. `pretrain_member_proxies`
+    (a list of such lists) gives member k the ensemble of entry k mod its length instead, so
+    the members start from different proxy rankings. Without a pool
     (`fit(..., pool=None)`) the training architectures themselves are the pretraining set and
     the normalisation statistics' source.
     Fitted on no labels (an empty `train`, with a pool), it keeps the pretrained models alone:
@@ -469,6 +471,7 @@ class FusionPredictor(Predictor):
     pretrain_proxies: list[str] = field(
         default_factory=lambda: ["net:nwot", "net:jacov", "synflow", "net:params", "net:flops"]
     )
+    pretrain_member_proxies: list[list[str]] | None = None
     pretrain_aggregation: str = "mean_rank"
     pretrain_head_proxies: list[str] | None = None
     pretrain_epochs: int = 20
@@ -521,6 +524,13 @@ class FusionPredictor(Predictor):
         for name in ("dim", "depth", "epochs", "members", "mc_samples", "num_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"fusion: {name} must be >= 1, got {getattr(self, name)}")
+        if self.pretrain_member_proxies is not None and not (
+            self._pretraining and self.pretrain_member_proxies and all(self.pretrain_member_proxies)
+        ):
+            raise ValueError(
+                "fusion: pretrain_member_proxies needs pretraining and a non-empty list of "
+                f"proxies per entry, got {self.pretrain_member_proxies}"
+            )
         if self.pretrain_head_proxies is not None and not (
             self.pretrain_branch_heads and self.pretrain_head_proxies
         ):
@@ -574,6 +584,12 @@ class FusionPredictor(Predictor):
     @property
     def _pretraining(self) -> bool:
         return self.pretrain_epochs > 0 and bool(self.pretrain_proxies)
+
+    def _member_proxies(self, member: int) -> list[str]:
+        """The proxies whose ensemble member `member` learns in pretraining."""
+        if self.pretrain_member_proxies is None:
+            return list(self.pretrain_proxies)
+        return list(self.pretrain_member_proxies[member % len(self.pretrain_member_proxies)])
 
     @property
     def _branch_outputs(self) -> int:
@@ -746,15 +762,20 @@ class FusionPredictor(Predictor):
         shapes["reconstructions"] = sum(block.shape[1] for block, _ in reconstructions)
         self._meta["shapes"] = shapes
         y = torch.tensor(TARGETS.get(self.target)(acc), dtype=torch.float32, device=device)
+        proxy_targets: dict[tuple[str, ...], Tensor] = {}  # by the members' proxies
         if self._pretraining:
-            proxies = list(self.pretrain_proxies)
-            columns = [proxy_ensemble(unlabelled, proxies, self.pretrain_aggregation)]
-            if self._branch_outputs:
-                heads = [proxy_ensemble(unlabelled, [p]) for p in self._head_proxies]
-                columns += heads * len(self.branches)
-            targets = np.stack(columns, axis=1)
-            targets = np.concatenate([targets, *(block for block, _ in reconstructions)], axis=1)
-            proxy_y = torch.tensor(targets, dtype=torch.float32, device=device)
+            heads = [proxy_ensemble(unlabelled, [p]) for p in self._head_proxies]
+            for member in range(self.members):
+                proxies = tuple(self._member_proxies(member))
+                if proxies in proxy_targets:
+                    continue
+                columns = [proxy_ensemble(unlabelled, proxies, self.pretrain_aggregation)]
+                if self._branch_outputs:
+                    columns += heads * len(self.branches)
+                targets = np.stack(columns, axis=1)
+                blocks = [block for block, _ in reconstructions]
+                targets = np.concatenate([targets, *blocks], axis=1)
+                proxy_targets[proxies] = torch.tensor(targets, dtype=torch.float32, device=device)
         pretraining_loss = with_reconstruction(
             score_and_columns_loss(make_loss("pairwise")),
             1 + len(self.branches) * self._branch_outputs,
@@ -769,10 +790,12 @@ class FusionPredictor(Predictor):
         with cpu_threads(self.num_threads):
             for member in range(self.members):
                 member_seed = seed * 1000 + member
+                proxies = self._member_proxies(member)
+                proxy_y = proxy_targets.get(tuple(proxies))
                 with seeded(member_seed, device):
                     model = self._new_model(shapes).to(device)
                     if self._pretraining:
-                        cached = self._cached_pretraining(unlabelled, member_seed)
+                        cached = self._cached_pretraining(unlabelled, member_seed, proxies)
                         if cached is not None and cached.exists():
                             saved = torch.load(cached, map_location=device)
                             model.load_state_dict(saved["state"])
@@ -893,10 +916,13 @@ class FusionPredictor(Predictor):
             self._prior = PoolRanking.fit(pool, self.prior_proxies)
             self._meta["final_scale"] = (float(pool_score.mean()), float(pool_score.std()) or 1.0)
 
-    def _cached_pretraining(self, pool: FeatureMatrix, seed: int) -> Path | None:
-        """Where the pretrained weights of this pool, seed and settings are kept (None: no
-        cache). The key digests the pool's features, the settings that shape pretraining, the
-        seed and the torch version."""
+    def _cached_pretraining(
+        self, pool: FeatureMatrix, seed: int, proxies: list[str]
+    ) -> Path | None:
+        """Where the pretrained weights of this pool, seed, settings and member's `proxies` are
+        kept (None: no cache). The key digests the pool's features, the settings that shape
+        pretraining (with the member's proxies as `pretrain_proxies`, so a member shares its
+        weights with a fit whose every member learns those), the seed and the torch version."""
         if self.pretrain_cache is None:
             return None
         settings = {
@@ -912,6 +938,8 @@ class FusionPredictor(Predictor):
             )
             + tuple(n for n in self.params if n.startswith("pretrain_") and n != "pretrain_cache")
         }
+        settings["pretrain_proxies"] = list(proxies)
+        del settings["pretrain_member_proxies"]
         for name, before in _PRETRAIN_SETTINGS_ADDED.items():
             if settings[name] == before:
                 del settings[name]
