@@ -624,6 +624,28 @@ class FusionPredictor(Predictor):
             zscored.append(((values - mean) / std, weight))
         return zscored
 
+    def _pretraining_targets(
+        self,
+        pool: FeatureMatrix,
+        reconstructions: list[tuple[np.ndarray, float]],
+        device: torch.device,
+    ) -> dict[tuple[str, ...], Tensor]:
+        """Pretraining's targets over `pool` for each distinct member ensemble
+        (`_member_proxies`): the ensemble's ranking, each head proxy's ranking once per branch
+        (with branch heads) and the reconstruction blocks; empty without pretraining."""
+        if not self._pretraining:
+            return {}
+        heads = [proxy_ensemble(pool, [p]) for p in self._head_proxies if self._branch_outputs]
+        blocks = [block for block, _ in reconstructions]
+        ensembles = dict.fromkeys(tuple(self._member_proxies(k)) for k in range(self.members))
+        targets = {}
+        for proxies in ensembles:
+            columns = [proxy_ensemble(pool, proxies, self.pretrain_aggregation)]
+            columns += heads * len(self.branches)
+            stacked = np.concatenate([np.stack(columns, axis=1), *blocks], axis=1)
+            targets[proxies] = torch.tensor(stacked, dtype=torch.float32, device=device)
+        return targets
+
     def _new_model(self, shapes: dict[str, int]) -> FusionNet:
         return FusionNet(
             self.branches,
@@ -762,20 +784,7 @@ class FusionPredictor(Predictor):
         shapes["reconstructions"] = sum(block.shape[1] for block, _ in reconstructions)
         self._meta["shapes"] = shapes
         y = torch.tensor(TARGETS.get(self.target)(acc), dtype=torch.float32, device=device)
-        proxy_targets: dict[tuple[str, ...], Tensor] = {}  # by the members' proxies
-        if self._pretraining:
-            heads = [proxy_ensemble(unlabelled, [p]) for p in self._head_proxies]
-            for member in range(self.members):
-                proxies = tuple(self._member_proxies(member))
-                if proxies in proxy_targets:
-                    continue
-                columns = [proxy_ensemble(unlabelled, proxies, self.pretrain_aggregation)]
-                if self._branch_outputs:
-                    columns += heads * len(self.branches)
-                targets = np.stack(columns, axis=1)
-                blocks = [block for block, _ in reconstructions]
-                targets = np.concatenate([targets, *blocks], axis=1)
-                proxy_targets[proxies] = torch.tensor(targets, dtype=torch.float32, device=device)
+        proxy_targets = self._pretraining_targets(unlabelled, reconstructions, device)
         pretraining_loss = with_reconstruction(
             score_and_columns_loss(make_loss("pairwise")),
             1 + len(self.branches) * self._branch_outputs,
