@@ -100,6 +100,34 @@ def test_gradient_proxies_match_closed_form():
     assert r.nan_reasons == {}
 
 
+def test_zico_compares_the_gradients_of_the_batch_halves():
+    model, (x, y) = mlp(), batch()
+    halves = [mlp_by_hand(model, x[part], y[part]) for part in (slice(0, 3), slice(3, 6))]
+    expected = []
+    for name in ("dw1", "dw2"):
+        g = np.stack([h[name] for h in halves])
+        std = g.std(0)
+        varies = std > 0
+        expected.append(np.log((np.abs(g).mean(0)[varies] / std[varies]).sum()))
+    r = run(model, x, y, ["zico"])
+    np.testing.assert_allclose(r.per_layer["zico"], expected)
+    odd = torch.cat([x, x[:1]]), torch.cat([y, y[:1]])  # the seventh example is left out
+    np.testing.assert_allclose(run(model, *odd, ["zico"]).per_layer["zico"], expected)
+
+
+def test_zico_of_a_layer_whose_gradients_do_not_vary_is_zero():
+    model, (x, y) = mlp(), batch()
+    halves = torch.cat([x[:3], x[:3]]), torch.cat([y[:3], y[:3]])  # the same gradients twice
+    assert (run(model, *halves, ["zico"]).per_layer["zico"] == 0).all()
+
+
+def test_zico_of_a_batch_too_small_to_split_is_nan_with_reason():
+    model, (x, y) = mlp(), batch(3)
+    r = run(model, x, y, ["zico", "grad_norm"])
+    assert np.isnan(r.per_layer["zico"]).all() and "cannot be cut" in r.nan_reasons["layer:zico"]
+    assert np.isfinite(r.per_layer["grad_norm"]).all()
+
+
 def test_fisher_conv_sums_spatial_positions_then_squares():
     model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Flatten(), nn.Linear(12, 4)).double()
     _fill(model, 3)
@@ -298,9 +326,10 @@ def test_meco_sums_each_module_calls_smallest_correlation_eigenvalue_of_the_firs
     )
 
 
-def test_meco_and_swap_rank_nb201_networks_by_accuracy():
+def test_meco_swap_and_zico_rank_nb201_networks_by_accuracy():
     """On 40 canonical NB201 networks and the shipped CIFAR-10 images, MeCo agrees with CIFAR-10
-    test accuracy at Kendall 0.756 and swap at 0.597 (nwot 0.531 on the same networks)."""
+    test accuracy at Kendall 0.756, swap at 0.597 and zico (summed over layers) at 0.592 (nwot
+    0.531 on the same networks)."""
     from scipy.stats import kendalltau
 
     from parzc.proxies.batch import load_batch
@@ -310,20 +339,19 @@ def test_meco_and_swap_rank_nb201_networks_by_accuracy():
     arch_of = dict(space.archs().select("arch_id", "arch").iter_rows())
     nets = np.random.default_rng(0).permutation(space.networks())[:40]
     proxy_batch = load_batch(16, 0, 32, 10)
-    scores: dict[str, list[float]] = {"meco": [], "swap": []}
+    scores: dict[str, list[float]] = {"meco": [], "swap": [], "zico": []}
     for arch_id in nets:
         torch.manual_seed(int(arch_id))
         model = space.build(arch_of[int(arch_id)], "cifar10")
-        result = run(
-            model, proxy_batch.images, proxy_batch.labels, net=list(scores), num_classes=10
-        )
-        for name, values in scores.items():
-            values.append(result.network[name])
+        result = run(model, proxy_batch.images, proxy_batch.labels, ["zico"], ["meco", "swap"], 10)
+        scores["zico"].append(result.per_layer["zico"].sum())
+        for name in ("meco", "swap"):
+            scores[name].append(result.network[name])
     truth = space.accuracy_table().filter(pl.col("dataset") == "cifar10")
     accuracy_of = dict(truth.select("arch_id", "test_acc").iter_rows())
     accuracy = [accuracy_of[int(a)] for a in nets]
     tau = {name: kendalltau(values, accuracy).statistic for name, values in scores.items()}
-    assert tau["meco"] > 0.6 and tau["swap"] > 0.5
+    assert tau["meco"] > 0.6 and tau["swap"] > 0.5 and tau["zico"] > 0.5
 
 
 def test_zen_closed_form_for_linear_features():
@@ -430,7 +458,8 @@ def test_passes_are_shared():
     calls = []
     model.register_forward_hook(lambda *_: calls.append(1))
     run(model, x, y, ALL_LAYER, ALL_NET, num_classes=5)
-    assert len(calls) == 5  # data 1 + synflow 1 + zen 2 + meco 1, whatever the number of proxies
+    # data 1 + synflow 1 + zen 2 + meco 1 + split_grads 2, whatever the number of proxies
+    assert len(calls) == 7
     calls.clear()
     run(model, x, y, ["snip", "grad_norm", "fisher", "grasp", "flops"], ["jacov", "nwot"], 5)
     assert len(calls) == 1

@@ -104,6 +104,24 @@ def synflow(d: PassData) -> np.ndarray:
     return per_layer(lambda w, g: (w * g).mean(), d.synflow_weights, d.synflow_grads)
 
 
+@layer_proxy("zico", "split_grads")
+def zico(d: PassData) -> np.ndarray:
+    """log sum_w mean_k |g_kw| / std_k g_kw over the weights w whose gradient varies, g_k =
+    dL_k/dW on part k of the batch (GRADIENT_SPLITS parts, each its own train-mode forward),
+    std over the parts (ddof 0); a layer none of whose gradients varies gives 0, as ZiCo adds
+    nothing for it, so the layers sum to ZiCo's score. Li et al., "ZiCo: Zero-shot NAS via
+    Inverse Coefficient of Variation on Gradients", ICLR 2023.
+    """
+
+    def layer(g: Tensor) -> Tensor:
+        std = g.std(0, correction=0)
+        varies = std > 0
+        total = (g.abs().mean(0)[varies] / std[varies]).sum()
+        return total.log() if total > 0 else total
+
+    return per_layer(layer, d.split_grads)
+
+
 @layer_proxy("l2_norm")
 def l2_norm(d: PassData) -> np.ndarray:
     """||W||_2 (Frobenius norm of the weight). Abdelfattah et al., ICLR 2021 (NASLib)."""

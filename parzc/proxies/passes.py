@@ -18,6 +18,8 @@ needs one of them. The passes:
 - ``meco``: one no-grad forward of the batch's first example alone (train-mode BN, batch 1)
   with a hook on every module, keeping the smallest eigenvalue of each call's feature
   correlation.
+- ``split_grads``: the batch cut into ``GRADIENT_SPLITS`` equal parts, each forward and backward
+  on its own (train-mode BN, the parts' own statistics), keeping each part's weight gradients.
 
 Static proxies (l2_norm, params) need no pass. Parameters and buffers are swapped for the duration
 of a pass and the original tensor objects put back afterwards, together with every module's
@@ -46,6 +48,7 @@ LAYER_TYPES = (nn.Conv2d, nn.Linear)
 # Activations whose output is > 0 exactly where their input is > 0: their codes are NASWOT's.
 CODE_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU)
 ZEN_ALPHA = 0.01  # Zen-NAS perturbation scale
+GRADIENT_SPLITS = 2  # parts of the batch whose gradients ZiCo compares, as its NB201 code splits
 RESOURCE_ERRORS = (torch.OutOfMemoryError, MemoryError)  # re-raised, never turned into NaN
 
 
@@ -74,6 +77,7 @@ class PassData:
     zen_diff: float | None = None
     zen_bn_log_std: float | None = None
     meco_eigenvalues: np.ndarray | None = None  # per module call: lambda_min of its correlation
+    split_grads: list[Tensor] | None = None  # per layer (GRADIENT_SPLITS, *W.shape): dL_k/dW
     failed: dict[str, str] = field(default_factory=dict)  # need -> reason
 
     @property
@@ -391,6 +395,25 @@ def meco_pass(d: PassData, wanted: frozenset[str]) -> None:
     d.meco_eigenvalues = torch.stack(eigenvalues).cpu().numpy() if eigenvalues else np.zeros(0)
 
 
+def split_gradient_pass(d: PassData, wanted: frozenset[str]) -> None:
+    """The batch in GRADIENT_SPLITS equal parts (any remainder dropped), each part forward and
+    backward alone in train mode; per layer, the parts' weight gradients stacked."""
+    size = d.images.shape[0] // GRADIENT_SPLITS
+    if size < 2:
+        raise ValueError(
+            f"a batch of {d.images.shape[0]} cannot be cut into {GRADIENT_SPLITS} parts of at "
+            "least 2 examples (train-mode BN needs 2)"
+        )
+    weights = [m.weight for _, m in d.layers]
+    parts: list[list[Tensor]] = []
+    with pass_state(d.model, train=True), torch.enable_grad():
+        for k in range(GRADIENT_SPLITS):
+            part = slice(k * size, (k + 1) * size)
+            loss = (d.loss_fn or F.cross_entropy)(d.model(d.images[part]), d.labels[part])
+            parts.append([g.detach() for g in grad_or_zeros(loss, weights)])
+    d.split_grads = [torch.stack(per_layer) for per_layer in zip(*parts, strict=True)]
+
+
 # pass name -> (needs it serves, function); run in this order.
 PASSES: dict[str, tuple[frozenset[str], Callable[[PassData, frozenset[str]], None]]] = {
     "data": (
@@ -400,6 +423,7 @@ PASSES: dict[str, tuple[frozenset[str], Callable[[PassData, frozenset[str]], Non
     "synflow": (frozenset({"synflow"}), synflow_pass),
     "zen": (frozenset({"zen"}), zen_pass),
     "meco": (frozenset({"meco"}), meco_pass),
+    "split_grads": (frozenset({"split_grads"}), split_gradient_pass),
 }
 
 
