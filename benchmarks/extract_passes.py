@@ -4,7 +4,7 @@
 
 Times, per network and averaged: building the torch network, the data pass with what each
 proxy family needs (weight gradients; + fisher; + Hessian-gradient product for grasp; input
-Jacobian + ReLU codes), the synflow pass, the zen pass, and all proxies of
+Jacobian + ReLU codes), the synflow, zen, meco and split-gradient (zico) passes, and all proxies of
 config/nb201_full.yaml's feature set and of every registered proxy in one `compute_proxies`.
 """
 
@@ -20,7 +20,15 @@ import yaml
 from parzc.proxies import LAYER_PROXIES, NETWORK_PROXIES
 from parzc.proxies.batch import load_batch
 from parzc.proxies.compute import compute_proxies
-from parzc.proxies.passes import PassData, data_pass, find_layers, synflow_pass, zen_pass
+from parzc.proxies.passes import (
+    PassData,
+    data_pass,
+    find_layers,
+    meco_pass,
+    split_gradient_pass,
+    synflow_pass,
+    zen_pass,
+)
 from parzc.spaces import get_space
 
 PASSES = {
@@ -30,6 +38,8 @@ PASSES = {
     "data: input Jacobian + ReLU codes": (data_pass, {"jacobian", "codes"}),
     "synflow": (synflow_pass, {"synflow"}),
     "zen": (zen_pass, {"zen"}),
+    "meco": (meco_pass, {"meco"}),
+    "split gradients (zico)": (split_gradient_pass, {"split_grads"}),
 }
 
 
@@ -45,9 +55,10 @@ def main() -> None:
     nets = np.random.default_rng(0).permutation(space.networks())[: args.networks]
     batch = load_batch(args.batch, 0)
     feature_set = next(iter(yaml.safe_load(open(args.config))["feature_sets"].values()))
+    every = (LAYER_PROXIES.names(), NETWORK_PROXIES.names())
     sets = {
         f"all proxies of {args.config}": (feature_set["layer"], feature_set["network"]),
-        "every registered proxy (15)": (LAYER_PROXIES.names(), NETWORK_PROXIES.names()),
+        f"every registered proxy ({len(every[0]) + len(every[1])})": every,
     }
     ms: dict[str, float] = {}
     for arch_id in nets:
