@@ -281,7 +281,10 @@ def test_proxy_prior_mixes_the_pool_rank_of_its_proxies_into_the_final_score(min
     expected = 0.7 * (plain.predict(mini_matrix)[0] - pool_score.mean()) / pool_score.std()
     expected += 0.3 * (rank - pool_ranks.mean()) / pool_ranks.std()
     np.testing.assert_allclose(model.predict(mini_matrix)[0], expected, rtol=1e-9)
-    np.testing.assert_allclose(model.predict(mini_matrix.subset(np.arange(3)))[0], expected[:3])
+    # three rows scored alone: the prior's ranks are still among the pool's (float32 forwards of
+    # another batch size round differently, by about 1e-7)
+    three = model.predict(mini_matrix.subset(np.arange(3)))[0]
+    np.testing.assert_allclose(three, expected[:3], rtol=1e-5)
     again = plain.reweighted(
         pool,
         tree_weight=0.0,
