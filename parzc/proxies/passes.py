@@ -84,6 +84,10 @@ class PassData:
     def weights(self) -> list[Tensor]:
         return [m.weight.detach() for _, m in self.layers]
 
+    def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        """The gradient passes' loss: `loss_fn`, or the cross-entropy of logits."""
+        return (self.loss_fn or F.cross_entropy)(outputs, targets)
+
 
 def layer_macs(module: nn.Module, output: Tensor, batch: int) -> int:
     """Multiply-accumulates of one call per example (bias ignored), from the output shape."""
@@ -262,7 +266,7 @@ def data_pass(d: PassData, wanted: frozenset[str]) -> None:
             d.jacobian = jac.detach().reshape(n, -1)
         if not wanted & {"grad", "hessian", "fisher"}:
             return
-        loss = (d.loss_fn or F.cross_entropy)(logits, d.labels)
+        loss = d.loss(logits, d.labels)
         weights = [m.weight for _, m in layers]
         flat_acts = [a for per_layer in acts for a in per_layer]
         grads = grad_or_zeros(loss, weights + flat_acts, create_graph=hessian, retain_graph=True)
@@ -409,7 +413,7 @@ def split_gradient_pass(d: PassData, wanted: frozenset[str]) -> None:
     with pass_state(d.model, train=True), torch.enable_grad():
         for k in range(GRADIENT_SPLITS):
             part = slice(k * size, (k + 1) * size)
-            loss = (d.loss_fn or F.cross_entropy)(d.model(d.images[part]), d.labels[part])
+            loss = d.loss(d.model(d.images[part]), d.labels[part])
             parts.append([g.detach() for g in grad_or_zeros(loss, weights)])
     d.split_grads = [torch.stack(per_layer) for per_layer in zip(*parts, strict=True)]
 
