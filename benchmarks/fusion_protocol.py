@@ -23,6 +23,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -44,31 +45,57 @@ def main() -> None:
     parser.add_argument("--draw", default="networks")
     parser.add_argument("--train-label", default="val")
     args = parser.parse_args()
-    results, target, label, model = args.results, args.target, args.label, args.model
+    fit_all(
+        args.results,
+        args.target,
+        args.label,
+        args.model,
+        json.loads(args.params),
+        [int(size) for size in args.sizes.split(",")],
+        [int(seed) for seed in args.seeds.split(",")],
+        draw=args.draw,
+        train_label=args.train_label,
+    )
+
+
+def fit_all(
+    results: str,
+    target: str,
+    label: str,
+    model: str,
+    params: dict[str, Any],
+    sizes: list[int],
+    seeds: list[int],
+    *,
+    draw: str = "networks",
+    train_label: str = "val",
+) -> None:
+    """Fit `model` with `params` as `label` for every (size, seed) the run lacks predictions
+    of, and score each fit under every protocol; prints one line a fit."""
     layout = Layout(results)
     data = run_matrix(results, target)
-    for size in map(int, args.sizes.split(",")):
-        for seed in map(int, args.seeds.split(",")):
+    for size in sizes:
+        for seed in seeds:
             keys = {"space": "nb201", "dataset": target, "predictor": label, "size": size}
             predictions = layout.path("predictions", **keys, seed=seed)
             if Path(predictions).exists():
                 continue
             started = time.perf_counter()
-            split = split_path(layout, "nb201", target, size, seed, args.draw)
+            split = split_path(layout, "nb201", target, size, seed, draw)
             if not Path(split).exists():
                 networks = data.arch_ids[data.arch_ids == data.network_ids]
-                stages.split(networks, size, seed, split, "nb201", target, draw=args.draw)
+                stages.split(networks, size, seed, split, "nb201", target, draw=draw)
             report = train_and_predict(
                 data,
                 label,
                 model,
-                json.loads(args.params),
+                params,
                 split,
                 seed,
                 predictions,
                 layout.path("model", **keys, seed=seed),
                 device="cpu",
-                train_label=args.train_label,
+                train_label=train_label,
             )
             evaluate(predictions, layout.path("metrics", **keys, seed=seed))
             metrics = pl.read_parquet(layout.path("metrics", **keys, seed=seed))
