@@ -1,20 +1,26 @@
 """Fit `fusion` pretrained on a target closer to the scored label than its proxy ensemble.
 
 A diagnostic of how much a better pretraining target could give. Column 0 of pretraining's
-target (the ensemble's ranking, which the score learns before it sees a label) is replaced by
-one whose Kendall tau with the run's target's test accuracy over the pool is about `--kendall`:
-with `--mode noise`, the accuracy's normal scores blurred by independent Gaussian noise (a
-bivariate normal of correlation rho has tau = 2 / pi * asin(rho)), drawn per fit seed; with
-`--mode mix`, the normal scores of the ensemble's ranking mixed with the accuracy's at the weight
-that reaches `--kendall`, so the target keeps the proxies' errors, only smaller. The heads keep
-learning their proxies; fine-tuning, trees, probes and the blend are `fusion`'s. Each fit prints
-the Kendall tau its target reached, and is written as `fusion_protocol.py` writes fits, under
-LABEL.
+target (the ensemble's ranking, which the score learns before it sees a label) is replaced by an
+oracle built from the run's target's test accuracy over the pool (`--mode`):
+
+- `noise`: the accuracy's normal scores blurred by independent Gaussian noise, drawn per fit
+  seed, to a Kendall tau of about `--kendall` with the accuracy (a bivariate normal of
+  correlation rho has tau = 2 / pi * asin(rho));
+- `mix`: the normal scores of the ensemble's ranking mixed with the accuracy's at the weight that
+  reaches `--kendall`, so the target keeps the proxies' errors, only smaller;
+- `span`: the best the head proxies can say, the least-squares fit of the accuracy's normal
+  scores on the normal scores of their ranks (`pretrain_head_proxies`, or `pretrain_proxies`
+  without heads), over the pool.
+
+The heads keep learning their proxies; fine-tuning, trees, probes and the blend are `fusion`'s.
+Each fit prints the Kendall tau its target reached, and is written as `fusion_protocol.py`
+writes fits, under LABEL.
 
     python benchmarks/oracle_pretraining.py RESULTS TARGET LABEL PARAMS_JSON SIZES SEEDS \
-        --kendall K [--mode noise|mix]
-e.g. python benchmarks/oracle_pretraining.py results/nb201_swap imagenet16-120 oracle80 \
-        "$PARAMS" 78,156 0,1,2 --kendall 0.8
+        --mode noise|mix --kendall K | --mode span
+e.g. python benchmarks/oracle_pretraining.py results/nb201_swap imagenet16-120 mix85 \
+        "$PARAMS" 78,156 0,1,2 --mode mix --kendall 0.85
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -34,6 +41,7 @@ from torch import Tensor
 from parzc.allocator import retain_freed_memory
 from parzc.predictors import PREDICTORS
 from parzc.predictors.fusion import FusionPredictor
+from parzc.predictors.proxy_ensembles import proxy_ranks
 from parzc.store.matrix import FeatureMatrix
 
 # each target's test accuracy by arch id, filled by `main` from the run's matrix
@@ -68,23 +76,40 @@ def mixed_towards(base: np.ndarray, accuracy: np.ndarray, kendall: float) -> np.
     return mix
 
 
+def span_fit(pool: FeatureMatrix, proxies: list[str], accuracy: np.ndarray) -> np.ndarray:
+    """The least-squares fit of `accuracy`'s normal scores on the normal scores of `proxies`'
+    ranks over `pool`, with an intercept."""
+    columns = [normal_scores(ranks) for ranks in proxy_ranks(pool, proxies)]
+    design = np.column_stack([*columns, np.ones(len(pool))])
+    coefficients, *_ = np.linalg.lstsq(design, normal_scores(accuracy), rcond=None)
+    return design @ coefficients
+
+
 @PREDICTORS.register("fusion_oracle_target")
 @dataclass(kw_only=True, eq=False)
 class OracleTargetFusion(FusionPredictor):
-    """`fusion` whose pretraining score target is `noisy_copy` of `pretrain_oracle_target`'s
-    test accuracy (both settings start with `pretrain_`, so the pretraining cache keeps them
-    apart from the proxy-pretrained fits)."""
+    """`fusion` whose pretraining score target is an oracle (`pretrain_oracle_mode`) from
+    `pretrain_oracle_target`'s test accuracy (the settings start with `pretrain_`, so the
+    pretraining cache keeps them apart from the proxy-pretrained fits)."""
 
     name: ClassVar[str] = "fusion_oracle_target"
     pretrain_oracle_target: str = ""
-    pretrain_oracle_kendall: float = 1.0
     pretrain_oracle_mode: str = "noise"
+    pretrain_oracle_kendall: float | None = None
 
     def fit(
         self, train: FeatureMatrix, seed: int, pool: FeatureMatrix | None = None
-    ) -> dict[str, float]:
+    ) -> dict[str, Any]:
         self._oracle_seed = seed
         return super().fit(train, seed, pool)
+
+    def _oracle(self, base: np.ndarray, accuracy: np.ndarray, pool: FeatureMatrix) -> np.ndarray:
+        modes: dict[str, Callable[[], np.ndarray]] = {
+            "noise": lambda: noisy_copy(accuracy, self.pretrain_oracle_kendall, self._oracle_seed),
+            "mix": lambda: mixed_towards(base, accuracy, self.pretrain_oracle_kendall),
+            "span": lambda: span_fit(pool, self._head_proxies, accuracy),
+        }
+        return modes[self.pretrain_oracle_mode]()
 
     def _pretraining_targets(
         self, pool: FeatureMatrix, reconstructions: list, device: torch.device
@@ -93,11 +118,7 @@ class OracleTargetFusion(FusionPredictor):
         by_arch = TEST_ACCURACY[self.pretrain_oracle_target]
         accuracy = np.array([by_arch[int(a)] for a in pool.arch_ids])
         for target in targets.values():
-            if self.pretrain_oracle_mode == "mix":
-                base = target[:, 0].cpu().numpy()
-                oracle = mixed_towards(base, accuracy, self.pretrain_oracle_kendall)
-            else:
-                oracle = noisy_copy(accuracy, self.pretrain_oracle_kendall, self._oracle_seed)
+            oracle = self._oracle(target[:, 0].cpu().numpy(), accuracy, pool)
             reached = kendalltau(oracle, accuracy).statistic
             print(f"oracle target: Kendall {reached:.4f} over {len(accuracy)} networks", flush=True)
             target[:, 0] = torch.tensor(
@@ -111,17 +132,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name in ("results", "target", "label", "params", "sizes", "seeds"):
         parser.add_argument(name)
-    parser.add_argument("--kendall", type=float, required=True)
-    parser.add_argument("--mode", choices=("noise", "mix"), default="noise")
+    parser.add_argument("--mode", choices=("noise", "mix", "span"), required=True)
+    parser.add_argument("--kendall", type=float)
     args = parser.parse_args()
+    if (args.kendall is None) != (args.mode == "span"):
+        parser.error("--kendall is needed with --mode noise or mix, and only with them")
     data = run_matrix(args.results, args.target)
     accuracy = zip(data.arch_ids.tolist(), data.test_acc.tolist(), strict=True)
     TEST_ACCURACY[args.target] = dict(accuracy)
-    params = json.loads(args.params) | {
-        "pretrain_oracle_target": args.target,
-        "pretrain_oracle_kendall": args.kendall,
-        "pretrain_oracle_mode": args.mode,
-    }
+    params = (
+        json.loads(args.params)
+        | {
+            "pretrain_oracle_target": args.target,
+            "pretrain_oracle_mode": args.mode,
+        }
+        | ({} if args.kendall is None else {"pretrain_oracle_kendall": args.kendall})
+    )
     fit_all(
         args.results,
         args.target,
