@@ -103,14 +103,6 @@ class OracleTargetFusion(FusionPredictor):
         self._oracle_seed = seed
         return super().fit(train, seed, pool)
 
-    def _oracle(self, base: np.ndarray, accuracy: np.ndarray, pool: FeatureMatrix) -> np.ndarray:
-        modes: dict[str, Callable[[], np.ndarray]] = {
-            "noise": lambda: noisy_copy(accuracy, self.pretrain_oracle_kendall, self._oracle_seed),
-            "mix": lambda: mixed_towards(base, accuracy, self.pretrain_oracle_kendall),
-            "span": lambda: span_fit(pool, self._head_proxies, accuracy),
-        }
-        return modes[self.pretrain_oracle_mode]()
-
     def _pretraining_targets(
         self, pool: FeatureMatrix, reconstructions: list, device: torch.device
     ) -> dict[tuple[str, ...], Tensor]:
@@ -118,7 +110,8 @@ class OracleTargetFusion(FusionPredictor):
         by_arch = TEST_ACCURACY[self.pretrain_oracle_target]
         accuracy = np.array([by_arch[int(a)] for a in pool.arch_ids])
         for target in targets.values():
-            oracle = self._oracle(target[:, 0].cpu().numpy(), accuracy, pool)
+            base = target[:, 0].cpu().numpy()
+            oracle = ORACLES[self.pretrain_oracle_mode](self, base, accuracy, pool)
             reached = kendalltau(oracle, accuracy).statistic
             print(f"oracle target: Kendall {reached:.4f} over {len(accuracy)} networks", flush=True)
             target[:, 0] = torch.tensor(
@@ -127,12 +120,26 @@ class OracleTargetFusion(FusionPredictor):
         return targets
 
 
+# each mode's oracle from (the fit, the ensemble's ranking, the accuracy, the pool)
+ORACLES: dict[
+    str, Callable[[OracleTargetFusion, np.ndarray, np.ndarray, FeatureMatrix], np.ndarray]
+] = {
+    "noise": lambda fit, base, accuracy, pool: noisy_copy(
+        accuracy, fit.pretrain_oracle_kendall, fit._oracle_seed
+    ),
+    "mix": lambda fit, base, accuracy, pool: mixed_towards(
+        base, accuracy, fit.pretrain_oracle_kendall
+    ),
+    "span": lambda fit, base, accuracy, pool: span_fit(pool, fit._head_proxies, accuracy),
+}
+
+
 def main() -> None:
     retain_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name in ("results", "target", "label", "params", "sizes", "seeds"):
         parser.add_argument(name)
-    parser.add_argument("--mode", choices=("noise", "mix", "span"), required=True)
+    parser.add_argument("--mode", choices=sorted(ORACLES), required=True)
     parser.add_argument("--kendall", type=float)
     args = parser.parse_args()
     if (args.kendall is None) != (args.mode == "span"):
