@@ -122,6 +122,18 @@ def zico(d: PassData) -> np.ndarray:
     return per_layer(layer, d.split_grads)
 
 
+@layer_proxy("meco", "meco")
+def meco(d: PassData) -> np.ndarray:
+    """lambda_min(corr(F)) of the layer's output F for the batch's first example alone (rows =
+    its channels or tokens; batch 1, train-mode BN, no gradients), summed over the layer's
+    calls: the Conv2d/Linear terms of the network-level meco, which adds every other module's
+    (BN, activations, blocks). A Linear output of one value per row gives 0, as in MeCo. Jiang
+    et al., "MeCo: Zero-Shot NAS with One Data and Single Forward Pass via Minimum Eigenvalue of
+    Correlation", NeurIPS 2023.
+    """
+    return d.meco_layer_eigenvalues
+
+
 @layer_proxy("l2_norm")
 def l2_norm(d: PassData) -> np.ndarray:
     """||W||_2 (Frobenius norm of the weight). Abdelfattah et al., ICLR 2021 (NASLib)."""

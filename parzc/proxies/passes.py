@@ -17,7 +17,7 @@ needs one of them. The passes:
 - ``zen``: two no-grad forwards (train-mode BN) on seeded Gaussian inputs.
 - ``meco``: one no-grad forward of the batch's first example alone (train-mode BN, batch 1)
   with a hook on every module, keeping the smallest eigenvalue of each call's feature
-  correlation.
+  correlation, and its sum over each Conv2d/Linear layer's calls.
 - ``split_grads``: the batch cut into ``GRADIENT_SPLITS`` equal parts, each forward and backward
   on its own (train-mode BN, the parts' own statistics), keeping each part's weight gradients.
 
@@ -77,6 +77,7 @@ class PassData:
     zen_diff: float | None = None
     zen_bn_log_std: float | None = None
     meco_eigenvalues: np.ndarray | None = None  # per module call: lambda_min of its correlation
+    meco_layer_eigenvalues: np.ndarray | None = None  # per layer: the same, summed over its calls
     split_grads: list[Tensor] | None = None  # per layer (GRADIENT_SPLITS, *W.shape): dL_k/dW
     failed: dict[str, str] = field(default_factory=dict)  # need -> reason
 
@@ -385,18 +386,27 @@ def meco_pass(d: PassData, wanted: frozenset[str]) -> None:
     """MeCo: the first example alone through the network, train-mode BN, no gradients.
 
     Every module's call whose output is a tensor of at least two dimensions (batch included)
-    gives the smallest correlation eigenvalue of its output for that example.
+    gives the smallest correlation eigenvalue of its output for that example; the calls of each
+    Conv2d/Linear layer are also summed per layer.
     """
+    layer_of = {id(m): i for i, (_, m) in enumerate(d.layers)}
     eigenvalues: list[Tensor] = []
+    owners: list[int] = []  # index of the call's layer, -1 for other modules
 
     def hook(module: nn.Module, inputs: tuple, output: object) -> None:
         if isinstance(output, Tensor) and output.dim() >= 2:
             eigenvalues.append(smallest_correlation_eigenvalue(output[0].detach()))
+            owners.append(layer_of.get(id(module), -1))
 
     with pass_state(d.model, True), hooks([(m, hook) for m in d.model.modules()]):
         with torch.no_grad():
             d.model(d.images[:1])
-    d.meco_eigenvalues = torch.stack(eigenvalues).cpu().numpy() if eigenvalues else np.zeros(0)
+    values = torch.stack(eigenvalues).cpu().numpy() if eigenvalues else np.zeros(0)
+    owner = np.asarray(owners, dtype=np.int64)
+    d.meco_eigenvalues = values
+    d.meco_layer_eigenvalues = np.bincount(
+        owner[owner >= 0], weights=values[owner >= 0], minlength=len(d.layers)
+    ).astype(np.float64)
 
 
 def split_gradient_pass(d: PassData, wanted: frozenset[str]) -> None:
