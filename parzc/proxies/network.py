@@ -136,6 +136,48 @@ def meco(d: PassData) -> float:
     return float(np.sum(d.meco_eigenvalues))
 
 
+AZ_NAS = (
+    'Lee & Ham, "AZ-NAS: Assembling Zero-Cost Proxies for Network Architecture Search", CVPR 2024'
+)
+
+
+@network_proxy("az_expressivity", "blocks")
+def az_expressivity(d: PassData) -> float:
+    """sum over the feature blocks (`parzc.proxies.passes.find_blocks`) of the entropy of the
+    normalised eigenvalues of the channel covariance of the block's output over the batch's
+    examples and positions, in the data's forward (the network as initialised, train-mode BN).
+    AZ-NAS (its NB201 code: the stem and every cell), without its re-initialisation.
+    """
+    if not len(d.block_entropies):
+        raise ProxyFault("no feature block gives a 3-D or 4-D output")
+    return float(np.sum(d.block_entropies))
+
+
+@network_proxy("az_progressivity", "blocks")
+def az_progressivity(d: PassData) -> float:
+    """min over consecutive feature blocks of the increase of az_expressivity's entropy. AZ-NAS."""
+    if len(d.block_entropies) < 2:
+        raise ProxyFault(f"{len(d.block_entropies)} feature block(s): progressivity needs 2")
+    return float(np.min(np.diff(d.block_entropies)))
+
+
+@network_proxy("az_trainability", "blocks")
+def az_trainability(d: PassData) -> float:
+    """mean over consecutive feature blocks of 2 - s - 1 / (s + 1e-6), s the largest singular
+    value of the channel cross-covariance of the gradient at the earlier block's output and a
+    Rademacher gradient at the later one (the backward map's gain; 0 at s = 1, lower otherwise);
+    pairs whose later output does not depend on the earlier are left out. A block that passes
+    the gradient through unchanged makes it NaN (ranked last, as AZ-NAS's -inf). AZ-NAS.
+    """
+    gains = d.block_gains
+    if np.isinf(gains).any():
+        raise ProxyFault("a feature block passes its gradient through unchanged")
+    gains = gains[np.isfinite(gains)]
+    if not len(gains):
+        raise ProxyFault("no pair of consecutive feature blocks where one depends on the other")
+    return float(np.mean(2 - gains - 1 / (gains + 1e-6)))
+
+
 @network_proxy("params")
 def params(d: PassData) -> float:
     """Number of parameters of the whole model (BN/LayerNorm included)."""

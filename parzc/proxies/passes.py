@@ -18,6 +18,9 @@ needs one of them. The passes:
 - ``meco``: one no-grad forward of the batch's first example alone (train-mode BN, batch 1)
   with a hook on every module, keeping the smallest eigenvalue of each call's feature
   correlation, and its sum over each Conv2d/Linear layer's calls.
+- ``blocks``: one forward of the real batch (train-mode BN) keeping every feature block's output
+  (`find_blocks`), then, from the last pair of consecutive blocks to the first, the gradient of
+  the later output with respect to the earlier one for a Rademacher vector (AZ-NAS).
 - ``split_grads``: the batch cut into ``GRADIENT_SPLITS`` equal parts, each forward and backward
   on its own (train-mode BN, the parts' own statistics), keeping each part's weight gradients.
 
@@ -29,6 +32,7 @@ without any deep copy.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -78,6 +82,8 @@ class PassData:
     zen_bn_log_std: float | None = None
     meco_eigenvalues: np.ndarray | None = None  # per module call: lambda_min of its correlation
     meco_layer_eigenvalues: np.ndarray | None = None  # per layer: the same, summed over its calls
+    block_entropies: np.ndarray | None = None  # per feature block: its covariance spectrum entropy
+    block_gains: np.ndarray | None = None  # per consecutive pair: the backward map's gain
     split_grads: list[Tensor] | None = None  # per layer (GRADIENT_SPLITS, *W.shape): dL_k/dW
     failed: dict[str, str] = field(default_factory=dict)  # need -> reason
 
@@ -97,6 +103,15 @@ def layer_macs(module: nn.Module, output: Tensor, batch: int) -> int:
         kh, kw = module.kernel_size
         return per_output * (module.in_channels // module.groups) * kh * kw
     return per_output * module.in_features
+
+
+def find_blocks(model: nn.Module) -> list[nn.Module]:
+    """The feature blocks AZ-NAS compares: `model.feature_blocks()` where the model defines it
+    (parzc's benchmark networks: the stem and every cell, or every transformer block), else the
+    model's direct children (those whose outputs are not 3-D or 4-D tensors are left out when
+    the pass runs)."""
+    blocks = getattr(model, "feature_blocks", None)
+    return list(blocks()) if callable(blocks) else list(model.children())
 
 
 def find_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -409,6 +424,79 @@ def meco_pass(d: PassData, wanted: frozenset[str]) -> None:
     ).astype(np.float64)
 
 
+def channel_rows(features: Tensor) -> Tensor:
+    """A block's output as float64 samples of its channels: (N, C, H, W) maps as N*H*W rows of
+    C, (N, T, C) tokens as N*T rows of C."""
+    rows = features.movedim(1, -1) if features.dim() == 4 else features
+    return rows.reshape(-1, rows.shape[-1]).double()
+
+
+def spectrum_entropy(features: Tensor) -> Tensor:
+    """Entropy of the normalised eigenvalues of the channel covariance of a block's output; 0
+    for an output that does not vary (a spectrum of zeros)."""
+    rows = channel_rows(features)
+    rows = rows - rows.mean(0, keepdim=True)
+    eigenvalues = torch.linalg.eigvalsh(rows.T @ rows / rows.shape[0]).clamp_min(0)
+    if eigenvalues.sum() == 0:
+        return eigenvalues.sum()
+    p = eigenvalues / eigenvalues.sum()
+    return -(p * torch.log(p + 1e-8)).sum()
+
+
+def block_gain(g_in: Tensor, g_out: Tensor) -> float:
+    """Largest singular value of the channel cross-covariance of a block's input and output
+    gradients, g_in folded to g_out's resolution (pixel unshuffle) where the block downsamples;
+    NaN where the two cannot be matched position by position."""
+    if g_in.dim() == 4 and g_out.dim() == 4 and g_in.shape[2] != g_out.shape[2]:
+        stride = g_in.shape[2] // g_out.shape[2]
+        if stride < 1 or g_in.shape[2:] != (stride * g_out.shape[2], stride * g_out.shape[3]):
+            return math.nan
+        g_in = F.pixel_unshuffle(g_in, stride)
+    rows_in, rows_out = channel_rows(g_in), channel_rows(g_out)
+    if g_in.dim() != g_out.dim() or rows_in.shape[0] != rows_out.shape[0]:
+        return math.nan
+    cross = rows_in.T @ rows_out / rows_in.shape[0]
+    return float(torch.linalg.svdvals(cross).max())
+
+
+def block_pass(d: PassData, wanted: frozenset[str]) -> None:
+    """AZ-NAS: the real batch through the network (train-mode BN) with every feature block's
+    output kept; each output's spectrum entropy, and for each pair of consecutive outputs the
+    gain of the backward map from the later to the earlier for a Rademacher vector (seeded by
+    `d.seed`, drawn from the last pair to the first). A pair whose later output does not depend
+    on the earlier gets NaN; one that passes the vector through unchanged gets +inf.
+    """
+    outputs: list[Tensor] = []
+
+    def hook(module: nn.Module, inputs: tuple, output: object) -> None:
+        # a module returning the tensor it was given (identity, in-place activation, dropout
+        # off) adds no block: the tensor already stands for the output
+        if isinstance(output, Tensor) and output.dim() in (3, 4):
+            if not outputs or output is not outputs[-1]:
+                outputs.append(output)
+
+    gen = torch.Generator(device=d.images.device).manual_seed(d.seed)
+    with pass_state(d.model, True), hooks([(m, hook) for m in find_blocks(d.model)]):
+        with torch.enable_grad():
+            d.model(d.images)
+            entropies = [spectrum_entropy(o.detach()) for o in outputs]
+            gains = []
+            for later, earlier in reversed(list(zip(outputs[1:], outputs[:-1], strict=True))):
+                signs = torch.randint(0, 2, later.shape, generator=gen, device=later.device)
+                g_out = signs.to(later.dtype) * 2 - 1
+                (g_in,) = torch.autograd.grad(
+                    later, earlier, g_out, retain_graph=True, allow_unused=True
+                )
+                if g_in is None:
+                    gains.append(math.nan)
+                elif g_in.shape == g_out.shape and torch.equal(g_in, g_out):
+                    gains.append(math.inf)
+                else:
+                    gains.append(block_gain(g_in, g_out))
+    d.block_entropies = torch.stack(entropies).cpu().numpy() if entropies else np.zeros(0)
+    d.block_gains = np.asarray(gains[::-1], dtype=np.float64)
+
+
 def split_gradient_pass(d: PassData, wanted: frozenset[str]) -> None:
     """The batch in GRADIENT_SPLITS equal parts (any remainder dropped), each part forward and
     backward alone in train mode; per layer, the parts' weight gradients stacked."""
@@ -437,6 +525,7 @@ PASSES: dict[str, tuple[frozenset[str], Callable[[PassData, frozenset[str]], Non
     "synflow": (frozenset({"synflow"}), synflow_pass),
     "zen": (frozenset({"zen"}), zen_pass),
     "meco": (frozenset({"meco"}), meco_pass),
+    "blocks": (frozenset({"blocks"}), block_pass),
     "split_grads": (frozenset({"split_grads"}), split_gradient_pass),
 }
 

@@ -73,6 +73,10 @@ class AutoFormerViT(nn.Module):
                 nn.init.normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
 
+    def feature_blocks(self) -> list[nn.Module]:
+        """Every transformer block (the blocks AZ-NAS compares)."""
+        return list(self.blocks)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x).flatten(2).transpose(1, 2)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed

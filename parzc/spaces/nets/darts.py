@@ -130,6 +130,10 @@ class NetworkCIFAR(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
 
+    def feature_blocks(self) -> list[nn.Module]:
+        """The stem and every cell (the blocks AZ-NAS compares)."""
+        return [self.stem, *self.cells]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s0 = s1 = self.stem(x)
         for cell in self.cells:

@@ -107,6 +107,10 @@ class NB101Network(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def feature_blocks(self) -> list[nn.Module]:
+        """The stem, every cell and the pools between stacks (the blocks AZ-NAS compares)."""
+        return [self.stem, *self.cells]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.cells(self.stem(x))
         return self.classifier(torch.flatten(self.pool(x), 1))

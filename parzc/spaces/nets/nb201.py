@@ -119,6 +119,10 @@ class TinyNetwork(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c, num_classes)
 
+    def feature_blocks(self) -> list[nn.Module]:
+        """The stem and every cell, reductions included (the blocks AZ-NAS compares)."""
+        return [self.stem, *self.cells]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.lastact(self.cells(self.stem(x)))
         return self.classifier(torch.flatten(self.pool(x), 1))
