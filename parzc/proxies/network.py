@@ -136,17 +136,13 @@ def meco(d: PassData) -> float:
     return float(np.sum(d.meco_eigenvalues))
 
 
-AZ_NAS = (
-    'Lee & Ham, "AZ-NAS: Assembling Zero-Cost Proxies for Network Architecture Search", CVPR 2024'
-)
-
-
 @network_proxy("az_expressivity", "blocks")
 def az_expressivity(d: PassData) -> float:
     """sum over the feature blocks (`parzc.proxies.passes.find_blocks`) of the entropy of the
     normalised eigenvalues of the channel covariance of the block's output over the batch's
-    examples and positions, in the data's forward (the network as initialised, train-mode BN).
-    AZ-NAS (its NB201 code: the stem and every cell), without its re-initialisation.
+    examples and positions, in the blocks pass (the network as initialised, train-mode BN). Lee
+    & Ham, "AZ-NAS: Assembling Zero-Cost Proxies for Network Architecture Search", CVPR 2024
+    (its NB201 code: the stem and every cell), without its Kaiming re-initialisation.
     """
     if not len(d.block_entropies):
         raise ProxyFault("no feature block gives a 3-D or 4-D output")
