@@ -342,11 +342,10 @@ def test_meco_of_a_layer_called_twice_sums_its_calls():
     np.testing.assert_allclose(r.per_layer["meco"], [expected, 0.0], rtol=1e-6)
 
 
-def test_meco_swap_and_zico_rank_nb201_networks_by_accuracy():
-    """On 40 canonical NB201 networks and the shipped CIFAR-10 images, MeCo agrees with CIFAR-10
-    test accuracy at Kendall 0.756, swap at 0.597, zico (summed over layers) at 0.597 and MeCo's
-    Conv2d/Linear terms alone (the per-layer meco, summed) at 0.700 (nwot 0.531 on the same
-    networks)."""
+def _nb201_kendall(layer: list[str], net: list[str], score) -> dict[str, float]:
+    """Kendall tau with CIFAR-10 test accuracy, over 40 canonical NB201 networks (seeded sample,
+    shipped CIFAR-10 images, batch 16), of each entry of `score(result)` (name -> value); NaN
+    ranked last."""
     from scipy.stats import kendalltau
 
     from parzc.proxies.batch import load_batch
@@ -356,20 +355,37 @@ def test_meco_swap_and_zico_rank_nb201_networks_by_accuracy():
     arch_of = dict(space.archs().select("arch_id", "arch").iter_rows())
     nets = np.random.default_rng(0).permutation(space.networks())[:40]
     proxy_batch = load_batch(16, 0, 32, 10)
-    scores: dict[str, list[float]] = {"meco": [], "swap": [], "zico": [], "meco_layers": []}
+    scores: dict[str, list[float]] = {}
     for arch_id in nets:
         torch.manual_seed(int(arch_id))
         model = space.build(arch_of[int(arch_id)], "cifar10")
-        layer = ["zico", "meco"]
-        result = run(model, proxy_batch.images, proxy_batch.labels, layer, ["meco", "swap"], 10)
-        scores["zico"].append(result.per_layer["zico"].sum())
-        scores["meco_layers"].append(result.per_layer["meco"].sum())
-        for name in ("meco", "swap"):
-            scores[name].append(result.network[name])
+        result = run(model, proxy_batch.images, proxy_batch.labels, layer, net, 10)
+        for name, value in score(result).items():
+            scores.setdefault(name, []).append(value)
     truth = space.accuracy_table().filter(pl.col("dataset") == "cifar10")
     accuracy_of = dict(truth.select("arch_id", "test_acc").iter_rows())
     accuracy = [accuracy_of[int(a)] for a in nets]
-    tau = {name: kendalltau(values, accuracy).statistic for name, values in scores.items()}
+    return {
+        name: kendalltau(np.nan_to_num(values, nan=-np.inf), accuracy).statistic
+        for name, values in scores.items()
+    }
+
+
+def test_meco_swap_and_zico_rank_nb201_networks_by_accuracy():
+    """On 40 canonical NB201 networks and the shipped CIFAR-10 images, MeCo agrees with CIFAR-10
+    test accuracy at Kendall 0.756, swap at 0.597, zico (summed over layers) at 0.597 and MeCo's
+    Conv2d/Linear terms alone (the per-layer meco, summed) at 0.700 (nwot 0.531 on the same
+    networks)."""
+
+    def score(result) -> dict[str, float]:
+        return {
+            "meco": result.network["meco"],
+            "swap": result.network["swap"],
+            "zico": result.per_layer["zico"].sum(),
+            "meco_layers": result.per_layer["meco"].sum(),
+        }
+
+    tau = _nb201_kendall(["zico", "meco"], ["meco", "swap"], score)
     assert tau["meco"] > 0.6 and tau["swap"] > 0.5 and tau["zico"] > 0.5
     assert tau["meco_layers"] > 0.6
 
@@ -638,8 +654,8 @@ def test_az_trainability_of_a_block_passing_its_gradient_through_is_nan_with_rea
 
 
 def test_az_nas_blocks_returning_their_input_are_not_blocks():
-    """Identity, an in-place ReLU and dropout (off in the passes) return the tensor they were
-    given: the model scores as it would without them."""
+    """Identity and dropout (off in the passes) return the tensor they were given: the model
+    scores as it would without them."""
     x, y = torch.randn(6, 3, 4, 4), torch.arange(6) % 3
     names = ["az_expressivity", "az_progressivity", "az_trainability"]
     model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Conv2d(4, 4, 1), nn.Flatten(), nn.Linear(64, 3))
@@ -654,27 +670,7 @@ def test_az_nas_proxies_rank_nb201_networks_by_accuracy():
     """On 40 canonical NB201 networks (the stem and every cell as blocks) and the shipped
     CIFAR-10 images, AZ-NAS's expressivity agrees with CIFAR-10 test accuracy at Kendall 0.687,
     its progressivity at 0.333 and its trainability at 0.226 (NaN ranked last)."""
-    from scipy.stats import kendalltau
-
-    from parzc.proxies.batch import load_batch
-    from parzc.spaces import get_space
-
-    space = get_space("nb201")
-    arch_of = dict(space.archs().select("arch_id", "arch").iter_rows())
-    nets = np.random.default_rng(0).permutation(space.networks())[:40]
-    proxy_batch = load_batch(16, 0, 32, 10)
     names = ["az_expressivity", "az_progressivity", "az_trainability"]
-    scores: dict[str, list[float]] = {name: [] for name in names}
-    for arch_id in nets:
-        torch.manual_seed(int(arch_id))
-        model = space.build(arch_of[int(arch_id)], "cifar10")
-        result = run(model, proxy_batch.images, proxy_batch.labels, [], names, 10)
-        for name in names:
-            scores[name].append(result.network[name])
-    truth = space.accuracy_table().filter(pl.col("dataset") == "cifar10")
-    accuracy_of = dict(truth.select("arch_id", "test_acc").iter_rows())
-    accuracy = [accuracy_of[int(a)] for a in nets]
-    finite = {name: np.nan_to_num(values, nan=-np.inf) for name, values in scores.items()}
-    tau = {name: kendalltau(values, accuracy).statistic for name, values in finite.items()}
+    tau = _nb201_kendall([], names, lambda result: {n: result.network[n] for n in names})
     assert tau["az_expressivity"] > 0.55
     assert tau["az_progressivity"] > 0.2 and tau["az_trainability"] > 0.1
