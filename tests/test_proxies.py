@@ -115,6 +115,27 @@ def test_zico_compares_the_gradients_of_the_batch_halves():
     np.testing.assert_allclose(run(model, *odd, ["zico"]).per_layer["zico"], expected)
 
 
+def test_gradsign_sums_the_signs_of_each_examples_gradient():
+    model, (x, y) = mlp(), batch()
+    alone = [mlp_by_hand(model, x[i : i + 1], y[i : i + 1]) for i in range(len(x))]
+    expected = [np.abs(sum(np.sign(h[name]) for h in alone)).sum() for name in ("dw1", "dw2")]
+    r = run(model, x, y, ["gradsign"])
+    np.testing.assert_allclose(r.per_layer["gradsign"], expected)
+    # every example's gradient the same: each weight with a nonzero gradient counts n
+    same = x[:1].repeat(4, 1), y[:1].repeat(4)
+    nonzero = [(mlp_by_hand(model, *same)[name] != 0).sum() for name in ("dw1", "dw2")]
+    np.testing.assert_allclose(run(model, *same, ["gradsign"]).per_layer["gradsign"],
+                               [4 * n for n in nonzero])  # fmt: skip
+
+
+def test_gradsign_of_a_model_that_cannot_take_one_example_is_nan_with_reason():
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3), nn.Linear(3, 2))
+    r = run(model, torch.randn(5, 4), torch.tensor([0, 1, 0, 1, 0]), ["gradsign", "snip"], (), 2)
+    assert np.isnan(r.per_layer["gradsign"]).all()
+    assert "sample_signs pass failed" in r.nan_reasons["layer:gradsign"]
+    assert np.isfinite(r.per_layer["snip"]).all()
+
+
 def test_zico_of_a_layer_whose_gradients_do_not_vary_is_zero():
     model, (x, y) = mlp(), batch()
     halves = torch.cat([x[:3], x[:3]]), torch.cat([y[:3], y[:3]])  # the same gradients twice
@@ -371,11 +392,11 @@ def _nb201_kendall(layer: list[str], net: list[str], score) -> dict[str, float]:
     }
 
 
-def test_meco_swap_and_zico_rank_nb201_networks_by_accuracy():
+def test_meco_swap_zico_and_gradsign_rank_nb201_networks_by_accuracy():
     """On 40 canonical NB201 networks and the shipped CIFAR-10 images, MeCo agrees with CIFAR-10
-    test accuracy at Kendall 0.756, swap at 0.597, zico (summed over layers) at 0.597 and MeCo's
-    Conv2d/Linear terms alone (the per-layer meco, summed) at 0.700 (nwot 0.531 on the same
-    networks)."""
+    test accuracy at Kendall 0.756, swap at 0.597, zico (summed over layers) at 0.597, gradsign
+    (summed over layers) at 0.644 and MeCo's Conv2d/Linear terms alone (the per-layer meco, summed)
+    at 0.700 (nwot 0.531 on the same networks)."""
 
     def score(result) -> dict[str, float]:
         return {
@@ -383,10 +404,12 @@ def test_meco_swap_and_zico_rank_nb201_networks_by_accuracy():
             "swap": result.network["swap"],
             "zico": result.per_layer["zico"].sum(),
             "meco_layers": result.per_layer["meco"].sum(),
+            "gradsign": result.per_layer["gradsign"].sum(),
         }
 
-    tau = _nb201_kendall(["zico", "meco"], ["meco", "swap"], score)
+    tau = _nb201_kendall(["zico", "meco", "gradsign"], ["meco", "swap"], score)
     assert tau["meco"] > 0.6 and tau["swap"] > 0.5 and tau["zico"] > 0.5
+    assert tau["gradsign"] > 0.5
     assert tau["meco_layers"] > 0.6
 
 
@@ -494,9 +517,9 @@ def test_passes_are_shared():
     calls = []
     model.register_forward_hook(lambda *_: calls.append(1))
     run(model, x, y, ALL_LAYER, ALL_NET, num_classes=5)
-    # data 1 + synflow 1 + zen 2 + meco 1 + blocks 1 + split_grads 2, whatever the number of
-    # proxies
-    assert len(calls) == 8
+    # data 1 + synflow 1 + zen 2 + meco 1 + blocks 1 + split_grads 2 + sample_signs 8 (one per
+    # example), whatever the number of proxies
+    assert len(calls) == 16
     calls.clear()
     run(model, x, y, ["snip", "grad_norm", "fisher", "grasp", "flops"], ["jacov", "nwot"], 5)
     assert len(calls) == 1

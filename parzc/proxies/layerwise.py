@@ -122,6 +122,16 @@ def zico(d: PassData) -> np.ndarray:
     return per_layer(layer, d.split_grads)
 
 
+@layer_proxy("gradsign", "sample_signs")
+def gradsign(d: PassData) -> np.ndarray:
+    """sum_w |sum_n sign(dL_n/dw)| over the layer's weights w, L_n the loss of example n of the
+    batch alone (batch 1, train-mode BN; a zero gradient has sign 0), so the layers sum to
+    GradSign's score: how far the examples' gradients agree in sign. Zhang & Jia, "GradSign:
+    Model Performance Inference with Theoretical Insights", ICLR 2022.
+    """
+    return per_layer(lambda s: s.abs().sum(), d.sample_sign_sums)
+
+
 @layer_proxy("meco", "meco")
 def meco(d: PassData) -> np.ndarray:
     """lambda_min(corr(F)) of the layer's output F for the batch's first example alone (rows =
