@@ -11,8 +11,8 @@ size; summed per-layer proxies and network-level proxies, as NAS-Bench-Suite-Zer
 that dataset's input size and a network built with its class count (what extraction does for a
 target without `proxy_dataset`); `--targets` the datasets whose test accuracy each proxy is
 scored against. One column per (batch size, inputs, target), and a row for the mean rank of
-`--ensemble` (default: `fusion`'s pretraining target); also prints the per-arch extraction
-time of each (batch size, inputs) (one thread).
+each `--ensemble` (repeatable; default: `fusion`'s pretraining target); also prints the per-arch
+extraction time of each (batch size, inputs) (one thread).
 """
 
 from __future__ import annotations
@@ -41,11 +41,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--inputs", nargs="+", default=["cifar10"])
     parser.add_argument("--targets", nargs="+", default=["cifar10"])
-    parser.add_argument("--ensemble", nargs="+", default=FusionPredictor().pretrain_proxies)
+    parser.add_argument("--ensemble", nargs="+", action="append")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--layer", nargs="*", help="per-layer proxies (default: all)")
     parser.add_argument("--network", nargs="*", help="network-level proxies (default: all)")
     args = parser.parse_args()
+    ensembles = args.ensemble or [FusionPredictor().pretrain_proxies]
     torch.set_num_threads(1)
     space = get_space("nb201")
     archs = space.archs()
@@ -79,9 +80,10 @@ def main() -> None:
                 for name, value in result.network.items():
                     values.setdefault(f"net:{name}", []).append(value)
             ms = 1e3 * (time.perf_counter() - started) / len(nets)
-            if all(name in values for name in args.ensemble):
-                ranks = column_ranks([np.asarray(values[name]) for name in args.ensemble])
-                values[f"mean rank of {' '.join(args.ensemble)}"] = list(mean_rank(ranks))
+            for ensemble in ensembles:
+                if all(name in values for name in ensemble):
+                    ranks = column_ranks([np.asarray(values[name]) for name in ensemble])
+                    values[f"mean rank of {' '.join(ensemble)}"] = list(mean_rank(ranks))
             timings.append(f"batch {size}, {inputs} inputs: {ms:.0f} ms per arch")
             for target in args.targets:
                 y = np.array([accuracies[target][int(a)] for a in nets])
@@ -100,7 +102,7 @@ def main() -> None:
         tbl_rows=-1,
         tbl_cols=-1,
         tbl_width_chars=1000,
-        fmt_str_lengths=100,
+        fmt_str_lengths=400,
         tbl_hide_column_data_types=True,
         float_precision=3,
     ):
