@@ -492,9 +492,9 @@ def assert_nan_has_reason(path: Path) -> pa.Table:
 
 
 def test_all_none_cell_extracts_to_zeros_or_nan_with_reason(tmp_path):
-    """The NB201 cell with only `none` edges (zero gradients, a singular NASWOT kernel), every
-    proxy, extracted for real: no crash; each value is finite or NaN with its reason; assembly
-    scales its constant vectors to zeros."""
+    """The NB201 cell with only `none` edges (zero gradients, a singular NASWOT kernel, a constant
+    NTK), every proxy, extracted for real: no crash; each value is finite or NaN with its reason;
+    assembly scales its constant vectors to zeros."""
     from parzc.proxies import LAYER_PROXIES, NETWORK_PROXIES
     from parzc.spaces import get_space
 
@@ -520,7 +520,8 @@ def test_all_none_cell_extracts_to_zeros_or_nan_with_reason(tmp_path):
     net = dict(zip(stats["proxy"].cast(pl.String), stats["value"], strict=True))
     reasons = dict(zip(stats["proxy"].cast(pl.String), stats["nan_reason"], strict=True))
     assert np.isnan(net["nwot"]) and "singular" in reasons["nwot"]
-    assert all(np.isfinite(v) for k, v in net.items() if k != "nwot")
+    assert np.isnan(net["ntk_alignment"]) and "constant" in reasons["ntk_alignment"]
+    assert all(np.isfinite(v) for k, v in net.items() if k not in ("nwot", "ntk_alignment"))
     assert check_store(root) == []
 
     data = Store(root).assemble("nb201", "cifar10", ["grad_norm", "synflow", "params"])

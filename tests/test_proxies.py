@@ -132,8 +132,44 @@ def test_gradsign_of_a_model_that_cannot_take_one_example_is_nan_with_reason():
     model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3), nn.Linear(3, 2))
     r = run(model, torch.randn(5, 4), torch.tensor([0, 1, 0, 1, 0]), ["gradsign", "snip"], (), 2)
     assert np.isnan(r.per_layer["gradsign"]).all()
-    assert "sample_signs pass failed" in r.nan_reasons["layer:gradsign"]
+    assert "sample_grads pass failed" in r.nan_reasons["layer:gradsign"]
     assert np.isfinite(r.per_layer["snip"]).all()
+
+
+def test_ntk_alignment_aligns_the_examples_output_gradients_with_their_labels():
+    model, (x, y) = mlp(), batch()
+    w1, b1 = model[0].weight.detach().numpy(), model[0].bias.detach().numpy()
+    w2 = model[2].weight.detach().numpy()
+    rows = []
+    for xn in x.numpy():  # f = sum of the outputs: df/dW2 = 1 h^T, df/dW1 = (1^T W2 * [a > 0]) x^T
+        a = w1 @ xn + b1
+        h = np.maximum(a, 0)
+        dw2 = np.outer(np.ones(w2.shape[0]), h)
+        dw1 = np.outer(w2.sum(0) * (a > 0), xn)
+        rows.append(np.concatenate([dw1.ravel(), dw2.ravel()]))
+    kernel = np.array(rows) @ np.array(rows).T
+    target = (y.numpy()[:, None] == y.numpy()[None, :]).astype(float)
+    kc, tc = kernel - kernel.mean(), target - target.mean()
+    expected = (kc * tc).sum() / (np.linalg.norm(kc) * np.linalg.norm(tc))
+    assert run(model, x, y, (), ["ntk_alignment"]).network["ntk_alignment"] == pytest.approx(
+        expected
+    )
+    # a kernel that is the label kernel itself: one-hot inputs of the class through linear maps
+    linear = nn.Sequential(nn.Linear(3, 2, bias=False))
+    with torch.no_grad():
+        linear[0].weight.fill_(1.0)
+    onehot = torch.eye(3)[y]
+    r = run(linear, onehot, y, (), ["ntk_alignment"])
+    assert r.network["ntk_alignment"] == pytest.approx(1.0)
+
+
+def test_ntk_alignment_without_two_classes_is_nan_with_reason():
+    model, (x, _) = mlp(), batch()
+    r = run(model, x, torch.zeros(len(x), dtype=torch.long), (), ["ntk_alignment", "params"])
+    assert (
+        np.isnan(r.network["ntk_alignment"]) and "one class" in r.nan_reasons["net:ntk_alignment"]
+    )
+    assert r.network["params"] == 131
 
 
 def test_zico_of_a_layer_whose_gradients_do_not_vary_is_zero():
@@ -517,7 +553,7 @@ def test_passes_are_shared():
     calls = []
     model.register_forward_hook(lambda *_: calls.append(1))
     run(model, x, y, ALL_LAYER, ALL_NET, num_classes=5)
-    # data 1 + synflow 1 + zen 2 + meco 1 + blocks 1 + split_grads 2 + sample_signs 8 (one per
+    # data 1 + synflow 1 + zen 2 + meco 1 + blocks 1 + split_grads 2 + sample_grads 8 (one per
     # example), whatever the number of proxies
     assert len(calls) == 16
     calls.clear()

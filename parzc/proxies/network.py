@@ -49,6 +49,26 @@ def row_correlation(j: np.ndarray, degenerate: float) -> np.ndarray:
     return corr
 
 
+@network_proxy("ntk_alignment", "sample_kernel")
+def ntk_alignment(d: PassData) -> float:
+    """<Kc, Yc> / (||Kc|| ||Yc||), Kc = K - mean(K), Yc = Y - mean(Y) (Frobenius): how far the
+    empirical NTK K of the batch (K_nm = <df_n/dW, df_m/dW> over the Conv2d/Linear weights, f_n
+    the sum of example n's outputs, each example forward alone, batch 1, train-mode BN) lines up
+    with its labels (Y_nm = 1 for two examples of one class, else 0). Kernel-target alignment,
+    Cristianini et al., NeurIPS 2001; as a zero-cost proxy, the label-gradient alignment of Mok et
+    al., "Demystifying the Neural Tangent Kernel from a Practical Perspective", CVPR 2022.
+    """
+    labels = d.labels.cpu().numpy()
+    target = (labels[:, None] == labels[None, :]).astype(np.float64)
+    kernel = d.sample_kernel.cpu().numpy()
+    kc, tc = kernel - kernel.mean(), target - target.mean()
+    if not np.any(tc):
+        raise ProxyFault("every example of the batch has one class: no label kernel to align")
+    if not np.any(kc):
+        raise ProxyFault("the NTK is constant over the batch (e.g. no weight gradient)")
+    return float((kc * tc).sum() / (np.linalg.norm(kc) * np.linalg.norm(tc)))
+
+
 @network_proxy("jacov", "jacobian")
 def jacov(d: PassData) -> float:
     """-sum_i [log(v_i + k) + 1/(v_i + k)], v = eig(corr(J)), k = 1e-5, J_n = d sum f(x)/d x_n.

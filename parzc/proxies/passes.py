@@ -23,8 +23,9 @@ needs one of them. The passes:
   the later output with respect to the earlier one for a Rademacher vector (AZ-NAS).
 - ``split_grads``: the batch cut into ``GRADIENT_SPLITS`` equal parts, each forward and backward
   on its own (train-mode BN, the parts' own statistics), keeping each part's weight gradients.
-- ``sample_signs``: every example of the batch forward and backward alone (batch 1, train-mode
-  BN), keeping per weight the sum of the examples' gradient signs (GradSign).
+- ``sample_grads``: every example of the batch forward and backward alone (batch 1, train-mode
+  BN), keeping per weight the sum of the signs of the examples' loss gradients (GradSign) and
+  the Gram matrix of their output sums' weight gradients, the empirical NTK.
 
 Static proxies (l2_norm, params) need no pass. Parameters and buffers are swapped for the duration
 of a pass and the original tensor objects put back afterwards, together with every module's
@@ -88,6 +89,7 @@ class PassData:
     block_gains: np.ndarray | None = None  # per consecutive pair: the backward map's gain
     split_grads: list[Tensor] | None = None  # per layer (GRADIENT_SPLITS, *W.shape): dL_k/dW
     sample_sign_sums: list[Tensor] | None = None  # per layer: sum_n sign(dL_n/dW), example n alone
+    sample_kernel: Tensor | None = None  # (N, N) float64: <df_n/dW, df_m/dW>, f_n its output sum
     failed: dict[str, str] = field(default_factory=dict)  # need -> reason
 
     @property
@@ -500,38 +502,48 @@ def block_pass(d: PassData, wanted: frozenset[str]) -> None:
     d.block_gains = np.asarray(gains[::-1], dtype=np.float64)
 
 
-def part_gradients(d: PassData, count: int) -> Iterator[list[Tensor]]:
-    """The batch in `count` equal consecutive parts (any remainder dropped), each part forward
-    and backward alone in train mode; per part, every layer's weight gradient."""
-    size = d.images.shape[0] // count
-    weights = [m.weight for _, m in d.layers]
-    with pass_state(d.model, train=True), torch.enable_grad():
-        for k in range(count):
-            part = slice(k * size, (k + 1) * size)
-            loss = d.loss(d.model(d.images[part]), d.labels[part])
-            yield [g.detach() for g in grad_or_zeros(loss, weights)]
-
-
 def split_gradient_pass(d: PassData, wanted: frozenset[str]) -> None:
-    """GRADIENT_SPLITS equal parts of the batch; per layer, the parts' gradients stacked."""
+    """The batch in GRADIENT_SPLITS equal parts (any remainder dropped), each part forward and
+    backward alone in train mode; per layer, the parts' weight gradients stacked."""
     size = d.images.shape[0] // GRADIENT_SPLITS
     if size < 2:
         raise ValueError(
             f"a batch of {d.images.shape[0]} cannot be cut into {GRADIENT_SPLITS} parts of at "
             "least 2 examples (train-mode BN needs 2)"
         )
-    parts = list(part_gradients(d, GRADIENT_SPLITS))
+    weights = [m.weight for _, m in d.layers]
+    parts: list[list[Tensor]] = []
+    with pass_state(d.model, train=True), torch.enable_grad():
+        for k in range(GRADIENT_SPLITS):
+            part = slice(k * size, (k + 1) * size)
+            loss = d.loss(d.model(d.images[part]), d.labels[part])
+            parts.append([g.detach() for g in grad_or_zeros(loss, weights)])
     d.split_grads = [torch.stack(per_layer) for per_layer in zip(*parts, strict=True)]
 
 
-def sample_sign_pass(d: PassData, wanted: frozenset[str]) -> None:
-    """Every example alone (batch 1, train mode); per layer, the sum over the examples of the
-    signs of their weight gradients."""
-    sums = [torch.zeros_like(m.weight, dtype=torch.float64) for _, m in d.layers]
-    for grads in part_gradients(d, d.images.shape[0]):
-        for total, g in zip(sums, grads, strict=True):
-            total += g.sign()
-    d.sample_sign_sums = sums
+def sample_gradient_pass(d: PassData, wanted: frozenset[str]) -> None:
+    """Every example alone (batch 1, train mode): per layer, the sum over the examples of the
+    signs of their loss's weight gradients (``sample_signs``); the Gram matrix of their output
+    sums' weight gradients over all layers (``sample_kernel``)."""
+    weights = [m.weight for _, m in d.layers]
+    signs = [torch.zeros_like(w, dtype=torch.float64) for w in weights]
+    rows: list[Tensor] = []
+    with pass_state(d.model, train=True), torch.enable_grad():
+        for n in range(d.images.shape[0]):
+            outputs = d.model(d.images[n : n + 1])
+            if "sample_signs" in wanted:
+                loss = d.loss(outputs, d.labels[n : n + 1])
+                grads = grad_or_zeros(loss, weights, retain_graph="sample_kernel" in wanted)
+                for total, g in zip(signs, grads, strict=True):
+                    total += g.sign()
+            if "sample_kernel" in wanted:
+                grads = grad_or_zeros(outputs.sum(), weights)
+                rows.append(torch.cat([g.detach().reshape(-1) for g in grads]).double())
+    if "sample_signs" in wanted:
+        d.sample_sign_sums = signs
+    if "sample_kernel" in wanted:
+        jacobian = torch.stack(rows)
+        d.sample_kernel = jacobian @ jacobian.T
 
 
 # pass name -> (needs it serves, function); run in this order.
@@ -545,7 +557,7 @@ PASSES: dict[str, tuple[frozenset[str], Callable[[PassData, frozenset[str]], Non
     "meco": (frozenset({"meco"}), meco_pass),
     "blocks": (frozenset({"blocks"}), block_pass),
     "split_grads": (frozenset({"split_grads"}), split_gradient_pass),
-    "sample_signs": (frozenset({"sample_signs"}), sample_sign_pass),
+    "sample_grads": (frozenset({"sample_signs", "sample_kernel"}), sample_gradient_pass),
 }
 
 
