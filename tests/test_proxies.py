@@ -163,6 +163,15 @@ def test_ntk_alignment_aligns_the_examples_output_gradients_with_their_labels():
     assert r.network["ntk_alignment"] == pytest.approx(1.0)
 
 
+def test_gram_sums_float64_products_over_column_chunks(monkeypatch):
+    from parzc.proxies import passes
+
+    rows = torch.randn(5, 37, generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(passes, "GRAM_CHUNK", 8)
+    expected = rows.double() @ rows.double().T
+    torch.testing.assert_close(passes.gram(rows), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_ntk_alignment_without_two_classes_is_nan_with_reason():
     model, (x, _) = mlp(), batch()
     r = run(model, x, torch.zeros(len(x), dtype=torch.long), (), ["ntk_alignment", "params"])
@@ -428,11 +437,11 @@ def _nb201_kendall(layer: list[str], net: list[str], score) -> dict[str, float]:
     }
 
 
-def test_meco_swap_zico_and_gradsign_rank_nb201_networks_by_accuracy():
+def test_gradient_and_activation_proxies_rank_nb201_networks_by_accuracy():
     """On 40 canonical NB201 networks and the shipped CIFAR-10 images, MeCo agrees with CIFAR-10
     test accuracy at Kendall 0.756, swap at 0.597, zico (summed over layers) at 0.597, gradsign
-    (summed over layers) at 0.644 and MeCo's Conv2d/Linear terms alone (the per-layer meco, summed)
-    at 0.700 (nwot 0.531 on the same networks)."""
+    (summed over layers) at 0.644, ntk_alignment at 0.433 and MeCo's Conv2d/Linear terms alone
+    (the per-layer meco, summed) at 0.700 (nwot 0.531 on the same networks)."""
 
     def score(result) -> dict[str, float]:
         return {
@@ -441,11 +450,12 @@ def test_meco_swap_zico_and_gradsign_rank_nb201_networks_by_accuracy():
             "zico": result.per_layer["zico"].sum(),
             "meco_layers": result.per_layer["meco"].sum(),
             "gradsign": result.per_layer["gradsign"].sum(),
+            "ntk_alignment": result.network["ntk_alignment"],
         }
 
-    tau = _nb201_kendall(["zico", "meco", "gradsign"], ["meco", "swap"], score)
+    tau = _nb201_kendall(["zico", "meco", "gradsign"], ["meco", "swap", "ntk_alignment"], score)
     assert tau["meco"] > 0.6 and tau["swap"] > 0.5 and tau["zico"] > 0.5
-    assert tau["gradsign"] > 0.5
+    assert tau["gradsign"] > 0.5 and tau["ntk_alignment"] > 0.3
     assert tau["meco_layers"] > 0.6
 
 

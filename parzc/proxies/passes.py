@@ -56,6 +56,7 @@ LAYER_TYPES = (nn.Conv2d, nn.Linear)
 CODE_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU)
 ZEN_ALPHA = 0.01  # Zen-NAS perturbation scale
 GRADIENT_SPLITS = 2  # parts of the batch whose gradients ZiCo compares, as its NB201 code splits
+GRAM_CHUNK = 1 << 20  # columns of a Gram matrix's rows cast to float64 at a time
 RESOURCE_ERRORS = (torch.OutOfMemoryError, MemoryError)  # re-raised, never turned into NaN
 
 
@@ -521,13 +522,23 @@ def split_gradient_pass(d: PassData, wanted: frozenset[str]) -> None:
     d.split_grads = [torch.stack(per_layer) for per_layer in zip(*parts, strict=True)]
 
 
+def gram(rows: Tensor) -> Tensor:
+    """rows @ rows.T in float64, summed over column chunks so that only GRAM_CHUNK columns at a
+    time are held in float64 (the rows of a large model's weight gradients stay in its dtype)."""
+    total = torch.zeros(rows.shape[0], rows.shape[0], dtype=torch.float64, device=rows.device)
+    for chunk in rows.split(GRAM_CHUNK, dim=1):
+        chunk = chunk.double()
+        total += chunk @ chunk.T
+    return total
+
+
 def sample_gradient_pass(d: PassData, wanted: frozenset[str]) -> None:
     """Every example alone (batch 1, train mode): per layer, the sum over the examples of the
     signs of their loss's weight gradients (``sample_signs``); the Gram matrix of their output
     sums' weight gradients over all layers (``sample_kernel``)."""
     weights = [m.weight for _, m in d.layers]
-    signs = [torch.zeros_like(w, dtype=torch.float64) for w in weights]
-    rows: list[Tensor] = []
+    signs = [torch.zeros_like(w, dtype=torch.float64) for w in weights if "sample_signs" in wanted]
+    rows: list[Tensor] = []  # per example, its flattened weight gradient in the model's dtype
     with pass_state(d.model, train=True), torch.enable_grad():
         for n in range(d.images.shape[0]):
             outputs = d.model(d.images[n : n + 1])
@@ -538,12 +549,11 @@ def sample_gradient_pass(d: PassData, wanted: frozenset[str]) -> None:
                     total += g.sign()
             if "sample_kernel" in wanted:
                 grads = grad_or_zeros(outputs.sum(), weights)
-                rows.append(torch.cat([g.detach().reshape(-1) for g in grads]).double())
+                rows.append(torch.cat([g.detach().reshape(-1) for g in grads]))
     if "sample_signs" in wanted:
         d.sample_sign_sums = signs
     if "sample_kernel" in wanted:
-        jacobian = torch.stack(rows)
-        d.sample_kernel = jacobian @ jacobian.T
+        d.sample_kernel = gram(torch.stack(rows))
 
 
 # pass name -> (needs it serves, function); run in this order.
