@@ -151,9 +151,8 @@ def test_ntk_alignment_aligns_the_examples_output_gradients_with_their_labels():
     target = (y.numpy()[:, None] == y.numpy()[None, :]).astype(float)
     kc, tc = kernel - kernel.mean(), target - target.mean()
     expected = (kc * tc).sum() / (np.linalg.norm(kc) * np.linalg.norm(tc))
-    assert run(model, x, y, (), ["ntk_alignment"]).network["ntk_alignment"] == pytest.approx(
-        expected
-    )
+    r = run(model, x, y, (), ["ntk_alignment"])
+    assert r.network["ntk_alignment"] == pytest.approx(expected)
     # a kernel that is the label kernel itself: one-hot inputs of the class through linear maps
     linear = nn.Sequential(nn.Linear(3, 2, bias=False))
     with torch.no_grad():
@@ -175,9 +174,8 @@ def test_gram_sums_float64_products_over_column_chunks(monkeypatch):
 def test_ntk_alignment_without_two_classes_is_nan_with_reason():
     model, (x, _) = mlp(), batch()
     r = run(model, x, torch.zeros(len(x), dtype=torch.long), (), ["ntk_alignment", "params"])
-    assert (
-        np.isnan(r.network["ntk_alignment"]) and "one class" in r.nan_reasons["net:ntk_alignment"]
-    )
+    assert np.isnan(r.network["ntk_alignment"])
+    assert "one class" in r.nan_reasons["net:ntk_alignment"]
     assert r.network["params"] == 131
 
 
