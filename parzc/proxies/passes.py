@@ -522,12 +522,13 @@ def split_gradient_pass(d: PassData, wanted: frozenset[str]) -> None:
     d.split_grads = [torch.stack(per_layer) for per_layer in zip(*parts, strict=True)]
 
 
-def gram(rows: Tensor) -> Tensor:
-    """rows @ rows.T in float64, summed over column chunks so that only GRAM_CHUNK columns at a
-    time are held in float64 (the rows of a large model's weight gradients stay in its dtype)."""
-    total = torch.zeros(rows.shape[0], rows.shape[0], dtype=torch.float64, device=rows.device)
-    for chunk in rows.split(GRAM_CHUNK, dim=1):
-        chunk = chunk.double()
+def gram(rows: Sequence[Tensor]) -> Tensor:
+    """The float64 Gram matrix of equal-length 1-D rows, summed over column chunks: only
+    GRAM_CHUNK columns of all rows at a time are stacked and held in float64, so a large model's
+    weight gradients are never copied whole or held in float64."""
+    total = torch.zeros(len(rows), len(rows), dtype=torch.float64, device=rows[0].device)
+    for start in range(0, rows[0].numel(), GRAM_CHUNK):
+        chunk = torch.stack([r[start : start + GRAM_CHUNK] for r in rows]).double()
         total += chunk @ chunk.T
     return total
 
@@ -553,7 +554,7 @@ def sample_gradient_pass(d: PassData, wanted: frozenset[str]) -> None:
     if "sample_signs" in wanted:
         d.sample_sign_sums = signs
     if "sample_kernel" in wanted:
-        d.sample_kernel = gram(torch.stack(rows))
+        d.sample_kernel = gram(rows)
 
 
 # pass name -> (needs it serves, function); run in this order.
