@@ -1,5 +1,6 @@
 """The fusion predictor and what it reads: cell graphs, aligned layer slots, the unlabelled pool."""
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -160,6 +161,7 @@ def test_rank_target_and_proxy_ensemble(mini_matrix):
         {},
         {"cell_attention": "hops", "pretrain_branch_heads": True},
         {"members": 2, "neighbour_smoothing": 0.3},
+        {"members": 2, "finetune_averaging": 0.4},
         {"cell_attention": "flow", "cell_flow_passes": True},
         {"cell_attention": "siblings", "pretrain_flow_surrogate": 1.0},
         {
@@ -173,6 +175,7 @@ def test_rank_target_and_proxy_ensemble(mini_matrix):
         "links",
         "hops+branch_heads",
         "members+smoothing",
+        "members+averaging",
         "flow_passes",
         "siblings+surrogate",
         "head_proxies+surrogate+slot_statistics",
@@ -388,6 +391,57 @@ def test_pretrained_share_interpolates_each_member_towards_its_pretrained_weight
     assert shared.fit_settings(8)["pretrained_share"] == 0.25
     assert shared.fit_settings(100)["pretrained_share"] == 0.0
     assert shared.fit_settings(100) == replace(shared, pretrained_share=0.0).fit_settings(100)
+
+
+def test_finetune_averaging_keeps_the_mean_of_the_last_epochs_weights():
+    """SWA: the learning rate anneals until the last share of the epochs begins, then holds, and
+    the model ends with the mean of its weights at the ends of those epochs."""
+    epochs, averaged_epochs, lr = 10, 4, 0.05
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(12, 3, generator=gen), torch.randn(12, generator=gen)
+    start = torch.nn.Linear(3, 1)
+    model, reference = copy.deepcopy(start), copy.deepcopy(start)
+    fusion = create_predictor("fusion", **FAST)
+    fusion._train_stage(
+        model,
+        {"x": (x,)},
+        y,
+        epochs=epochs,
+        batch_size=64,
+        lr=lr,
+        loss_fn=torch.nn.functional.mse_loss,
+        seed=0,
+        forward=lambda inputs: model(inputs["x"][0]).squeeze(-1),
+        averaging=averaged_epochs / epochs,
+    )
+    opt = torch.optim.AdamW(reference.parameters(), lr=lr, weight_decay=fusion.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    ends = []
+    for epoch in range(epochs):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(reference(x).squeeze(-1), y).backward()
+        opt.step()
+        if epoch < epochs - averaged_epochs:
+            sched.step()
+        else:
+            ends.append(torch.nn.utils.parameters_to_vector(reference.parameters()).detach())
+    averaged = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
+    torch.testing.assert_close(averaged, torch.stack(ends).mean(0))
+    assert not torch.allclose(averaged, ends[-1])
+
+
+def test_finetune_averaging_by_label_count_is_recorded_per_fit(mini_matrix):
+    """By labels, the share of the fit's label count applies: the fit's settings and report
+    record that share, and a fit whose share is 0 keeps the settings of one without averaging."""
+    train, pool = mini_matrix.subset(np.arange(8)), mini_matrix.unlabelled()
+    averaging = create_predictor("fusion", **FAST, finetune_averaging={0: 0.5, 100: 0.0})
+    averaging.fit(train, seed=0, pool=pool)
+    plain = create_predictor("fusion", **FAST)
+    plain.fit(train, seed=0, pool=pool)
+    assert averaging._meta["finetune_averaging"] == 0.5
+    assert not np.array_equal(averaging.predict(mini_matrix)[0], plain.predict(mini_matrix)[0])
+    assert averaging.fit_settings(8)["finetune_averaging"] == 0.5
+    assert averaging.fit_settings(100) == plain.fit_settings(100)
 
 
 def test_a_fit_saved_before_probes_existed_still_predicts(tmp_path, mini_matrix):
@@ -625,6 +679,8 @@ def test_members_can_pretrain_on_different_proxy_ensembles(tmp_path, mini_matrix
         ({"probe_ridge": 0.0}, "probe_ridge must be > 0"),
         ({"pretrained_share": -0.1}, "pretrained_share must lie in"),
         ({"pretrained_share": 0.2, "pretrain_epochs": 0}, "pretrained_share needs pretraining"),
+        ({"finetune_averaging": 1.5}, "finetune_averaging must lie in"),
+        ({"finetune_averaging": {"late": 0.5}}, "integer label counts"),
         ({"prior_weight": 0.2}, "prior_weight needs prior_proxies"),
         ({"prior_weight": 1.2, "prior_proxies": ["net:nwot"]}, "prior_weight must lie in"),
         ({"prior_weight": 0.2, "prior_proxies": ["net:zen"]}, "net:zen"),

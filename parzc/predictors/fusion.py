@@ -25,7 +25,8 @@ Training has two stages:
    branch alone; with `pretrain_flow_surrogate`, FGP's flow surrogate, and with
    `pretrain_slot_statistics`, the per-layer statistics, from the cell embedding);
 2. fine-tune on the labelled architectures with `loss` on `target`-transformed accuracies,
-   optionally moving the fine-tuned weights part of the way back to the pretrained ones
+   optionally averaging its weights over the last epochs (`finetune_averaging`, SWA) and
+   moving the fine-tuned weights part of the way back to the pretrained ones
    (`pretrained_share`).
 `members` such models (seeds seed*1000+k), optionally a ridge probe on each member's pretrained
 embedding (`probe_weight`) and gradient-boosted trees (`tree_weight`) are averaged as scores
@@ -49,6 +50,8 @@ import numpy as np
 import torch
 from sklearn.linear_model import Ridge
 from torch import Tensor, nn
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+from torch.optim.swa_utils import AveragedModel
 
 from parzc.device import resolve_device
 from parzc.io import write_atomic
@@ -434,6 +437,10 @@ class FusionPredictor(Predictor):
     member's weights after fine-tuning towards its pretrained ones: share x pretrained +
     (1 - share) x fine-tuned (WiSE-FT's weight-space ensemble, `interpolated`), so a few labels
     move the pretrained ranking part of the way; it needs pretraining.
+    `finetune_averaging` > 0 (a share of the fine-tuning epochs, or {labels: share} as
+    `tree_weight`) is stochastic weight averaging (Izmailov et al., 2018): the learning rate
+    stops annealing when the last share of the epochs begins, and each member keeps the mean of
+    its weights at the end of those epochs (`torch.optim.swa_utils.AveragedModel`).
     `neighbour_smoothing` > 0 mixes each score, with this weight, with the mean pool score of
     its neighbours: the networks of the nearest operation encodings of each of its cells,
     averaged over its cells (NB201: one operation changed; `parzc.neighbours`), a label-free
@@ -494,6 +501,7 @@ class FusionPredictor(Predictor):
     probe_weight: float | dict[int, float] = 0.0
     probe_ridge: float = 1.0
     pretrained_share: float | dict[int, float] = 0.0
+    finetune_averaging: float | dict[int, float] = 0.0
     neighbour_smoothing: float = 0.0
     prior_proxies: list[str] = field(default_factory=list)
     prior_weight: float | dict[int, float] = 0.0
@@ -557,6 +565,7 @@ class FusionPredictor(Predictor):
         self.pretrained_share = _weights_by_labels("pretrained_share", self.pretrained_share)
         if not self._pretraining and any(w > 0 for w in _weight_values(self.pretrained_share)):
             raise ValueError("fusion: pretrained_share needs pretraining (weights to share)")
+        self.finetune_averaging = _weights_by_labels("finetune_averaging", self.finetune_averaging)
         if not 0.0 <= self.neighbour_smoothing < 1.0:
             raise ValueError(
                 f"fusion: neighbour_smoothing must lie in [0, 1), got {self.neighbour_smoothing}"
@@ -580,6 +589,10 @@ class FusionPredictor(Predictor):
     def _pretrained_share_for(self, labels: int) -> float:
         """The pretrained weights' share for a fit on `labels` labels (the class doc)."""
         return _weight_at(self.pretrained_share, labels)
+
+    def _averaging_for(self, labels: int) -> float:
+        """The share of fine-tuning epochs averaged for a fit on `labels` labels."""
+        return _weight_at(self.finetune_averaging, labels)
 
     @property
     def _pretraining(self) -> bool:
@@ -738,17 +751,22 @@ class FusionPredictor(Predictor):
         seed: int,
         forward: Callable[[dict[str, tuple[Tensor, ...]]], Tensor] | None = None,
         auxiliary: AuxiliaryTask | None = None,
+        averaging: float = 0.0,
     ) -> float:
         """Train `model` (through `forward`, default the model itself) on `target`, plus
-        `auxiliary`'s weighted loss on one of its random minibatches per step; returns the last
-        batch's loss."""
+        `auxiliary`'s weighted loss on one of its random minibatches per step; with
+        `averaging` > 0, hold the learning rate over the last share of the epochs and leave
+        `model` with the mean of its weights at their ends (SWA). Returns the last batch's
+        loss."""
         forward = forward or model
         gen = torch.Generator().manual_seed(seed)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=self.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+        averaged = AveragedModel(model) if averaging > 0 else None
+        averaging_from = epochs - max(1, round(averaging * epochs)) if averaging > 0 else epochs
         model.train()
         loss = torch.zeros(())
-        for _ in range(epochs):
+        for epoch in range(epochs):
             for idx in _minibatches(target.shape[0], batch_size, gen):
                 idx = idx.to(target.device)
                 loss = loss_fn(forward(_rows(inputs, idx)), target[idx])
@@ -756,7 +774,14 @@ class FusionPredictor(Predictor):
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 opt.step()
-            sched.step()
+            if epoch < averaging_from:
+                sched.step()
+            elif averaged is not None:
+                averaged.update_parameters(model)
+        if averaged is not None:
+            vector_to_parameters(
+                parameters_to_vector(averaged.module.parameters()), model.parameters()
+            )
         model.eval()
         final = float(loss.detach())
         if not np.isfinite(final):
@@ -793,6 +818,7 @@ class FusionPredictor(Predictor):
         loss_fn = make_loss(self.loss)
         probing = labelled and self._probe_weight_for(len(acc)) > 0
         share = self._pretrained_share_for(len(acc)) if labelled else 0.0
+        averaging = self._averaging_for(len(acc)) if labelled else 0.0
         probe_target = TARGETS.get("rank")(acc)
         self._models, self._probes, losses = [], [], []
         reused, pretrain_s = 0, 0.0
@@ -864,6 +890,7 @@ class FusionPredictor(Predictor):
                             loss_fn=loss_fn,
                             seed=member_seed + 1,
                             auxiliary=auxiliary,
+                            averaging=averaging,
                         )
                     )
                 if pretrained is not None:
@@ -873,6 +900,7 @@ class FusionPredictor(Predictor):
         self._meta["tree_weight"] = self._tree_weight_for(len(acc))
         self._meta["probe_weight"] = self._probe_weight_for(len(acc)) if probing else 0.0
         self._meta["pretrained_share"] = share
+        self._meta["finetune_averaging"] = averaging
         self._meta["prior_weight"] = self._prior_weight_for(len(acc))
         self._trees = None
         if self._meta["tree_weight"] > 0 and labelled:
@@ -1029,6 +1057,7 @@ class FusionPredictor(Predictor):
         settings = super().fit_settings(labels)
         del settings["pretrain_cache"]
         settings["pretrained_share"] = self._pretrained_share_for(labels)
+        settings["finetune_averaging"] = self._averaging_for(labels)
         parts = {
             "trees": (self._tree_weight_for(labels) > 0, _TREE_SETTINGS),
             "probes": (self._probe_weight_for(labels) > 0, _PROBE_SETTINGS),
