@@ -440,7 +440,7 @@ class FusionPredictor(Predictor):
     `finetune_averaging` > 0 (a share of the fine-tuning epochs, or {labels: share} as
     `tree_weight`) is stochastic weight averaging (Izmailov et al., 2018): the learning rate
     stops annealing when the last share of the epochs begins, and each member keeps the mean of
-    its weights at the end of those epochs (`torch.optim.swa_utils.AveragedModel`).
+    its weights at the ends of those epochs (`torch.optim.swa_utils.AveragedModel`).
     `neighbour_smoothing` > 0 mixes each score, with this weight, with the mean pool score of
     its neighbours: the networks of the nearest operation encodings of each of its cells,
     averaged over its cells (NB201: one operation changed; `parzc.neighbours`), a label-free
@@ -1051,9 +1051,10 @@ class FusionPredictor(Predictor):
 
     def fit_settings(self, labels: int) -> dict[str, Any]:
         """The params less the blend and the pretraining cache's folder, the pretrained share
-        for `labels` labels, and whether a fit on `labels` labels makes trees and probes (a
-        tree / probe weight above 0 for that count); the settings of trees or probes a fit
-        does not make are left out, so changing them keeps the fits without them."""
+        and the averaged share of the epochs for `labels` labels, and whether a fit on
+        `labels` labels makes trees and probes (a tree / probe weight above 0 for that count);
+        the settings of trees or probes a fit does not make are left out, so changing them
+        keeps the fits without them."""
         settings = super().fit_settings(labels)
         del settings["pretrain_cache"]
         settings["pretrained_share"] = self._pretrained_share_for(labels)
