@@ -762,8 +762,10 @@ class FusionPredictor(Predictor):
         gen = torch.Generator().manual_seed(seed)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=self.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-        averaged = AveragedModel(model) if averaging > 0 else None
-        averaging_from = epochs - max(1, round(averaging * epochs)) if averaging > 0 else epochs
+        averaged, averaging_from = None, epochs  # SWA: from `averaging_from` on, hold and average
+        if averaging > 0:
+            averaged = AveragedModel(model)
+            averaging_from = epochs - max(1, round(averaging * epochs))
         model.train()
         loss = torch.zeros(())
         for epoch in range(epochs):
@@ -774,9 +776,9 @@ class FusionPredictor(Predictor):
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 opt.step()
-            if epoch < averaging_from:
+            if averaged is None or epoch < averaging_from:
                 sched.step()
-            elif averaged is not None:
+            else:
                 averaged.update_parameters(model)
         if averaged is not None:
             vector_to_parameters(

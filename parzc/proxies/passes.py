@@ -537,23 +537,24 @@ def sample_gradient_pass(d: PassData, wanted: frozenset[str]) -> None:
     """Every example alone (batch 1, train mode): per layer, the sum over the examples of the
     signs of their loss's weight gradients (``sample_signs``); the Gram matrix of their output
     sums' weight gradients over all layers (``sample_kernel``)."""
+    want_signs, want_kernel = "sample_signs" in wanted, "sample_kernel" in wanted
     weights = [m.weight for _, m in d.layers]
-    signs = [torch.zeros_like(w, dtype=torch.float64) for w in weights if "sample_signs" in wanted]
+    signs = [torch.zeros_like(w, dtype=torch.float64) for w in weights] if want_signs else []
     rows: list[Tensor] = []  # per example, its flattened weight gradient in the model's dtype
     with pass_state(d.model, train=True), torch.enable_grad():
         for n in range(d.images.shape[0]):
             outputs = d.model(d.images[n : n + 1])
-            if "sample_signs" in wanted:
+            if want_signs:
                 loss = d.loss(outputs, d.labels[n : n + 1])
-                grads = grad_or_zeros(loss, weights, retain_graph="sample_kernel" in wanted)
+                grads = grad_or_zeros(loss, weights, retain_graph=want_kernel)
                 for total, g in zip(signs, grads, strict=True):
                     total += g.sign()
-            if "sample_kernel" in wanted:
+            if want_kernel:
                 grads = grad_or_zeros(outputs.sum(), weights)
                 rows.append(torch.cat([g.detach().reshape(-1) for g in grads]))
-    if "sample_signs" in wanted:
+    if want_signs:
         d.sample_sign_sums = signs
-    if "sample_kernel" in wanted:
+    if want_kernel:
         d.sample_kernel = gram(rows)
 
 
