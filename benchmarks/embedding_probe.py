@@ -33,7 +33,7 @@ from scipy.stats import rankdata
 from sklearn.kernel_ridge import KernelRidge
 
 from parzc.evaluation.protocols import training_labels
-from parzc.predictors.fusion import RidgeProbe
+from parzc.predictors.finetuning import RidgeProbe
 
 
 def rbf_scores(

@@ -7,7 +7,7 @@ e.g. python benchmarks/pretrained_share.py results/nb201_full cifar100 fx_probe 
 What `fusion`'s `pretrained_share` builds into a fit, measured on fits made without it: for
 every (size, seed) fit of LABEL in a full-NB201 run, each member's fine-tuned weights are
 interpolated with its pretrained ones (from the run's pretraining cache) at each of `--shares`
-(the pretrained weights' share, `parzc.predictors.fusion.interpolated`; 0 is the fit itself),
+(the pretrained weights' share, `parzc.predictors.finetuning.interpolated`; 0 is the fit itself),
 the fit is re-blended with its own trees and smoothing at each of `--probe-weights` (a weight
 above 0 needs a fit with probes; default: the fit's own), and its predictions are scored under
 `--protocols` as the run's metrics are. Prints per fit the Kendall tau of each (share, probe
@@ -24,7 +24,7 @@ import numpy as np
 from blend_grid import floats
 from saved_fits import Run, add_fit_arguments
 
-from parzc.predictors.fusion import interpolated
+from parzc.predictors.finetuning import interpolated
 
 
 def main() -> None:

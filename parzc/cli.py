@@ -272,7 +272,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from parzc.loop.ask import ZERO_LABEL
     from parzc.predictors import PREDICTORS
     from parzc.predictors.cell_encoder import CELL_ATTENTION
-    from parzc.predictors.fusion import BRANCHES
+    from parzc.predictors.fusion_net import BRANCHES
     from parzc.proxies import LAYER_PROXIES, NETWORK_PROXIES
     from parzc.search.strategies import STRATEGIES
     from parzc.spaces import get_space, space_names

@@ -10,7 +10,7 @@ from scipy.stats import kendalltau
 
 from parzc.neighbours import neighbour_means
 from parzc.predictors import create_predictor
-from parzc.predictors.fusion import packed_slots
+from parzc.predictors.fusion_net import packed_slots
 from parzc.predictors.proxy_ensembles import proxy_ensemble
 from parzc.predictors.targets import rank_target
 from parzc.predictors.torch_base import seeded

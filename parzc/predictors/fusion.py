@@ -48,7 +48,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.linear_model import Ridge
 from torch import Tensor, nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from torch.optim.swa_utils import AveragedModel
@@ -63,10 +62,24 @@ from parzc.predictors.base import (
     TrainingDiverged,
     check_same_columns,
 )
-from parzc.predictors.cell_encoder import CELL_ATTENTION, MAX_HOPS, GraphEncoder, hop_buckets
+from parzc.predictors.cell_encoder import CELL_ATTENTION, MAX_HOPS, hop_buckets
+from parzc.predictors.finetuning import (
+    AuxiliaryTask,
+    RidgeProbe,
+    cpu_state,
+    interpolated,
+    minibatches,
+    rows,
+)
 from parzc.predictors.flow_surrogate import flow_surrogate
+from parzc.predictors.fusion_net import (
+    BRANCHES,
+    SLOT_LAYOUTS,
+    FusionNet,
+    score_and_columns_loss,
+    with_reconstruction,
+)
 from parzc.predictors.losses import LossSpec, make_loss
-from parzc.predictors.mabn import MABN, BayesianLinear
 from parzc.predictors.proxy_ensembles import (
     AGGREGATIONS,
     PoolRanking,
@@ -76,7 +89,6 @@ from parzc.predictors.proxy_ensembles import (
 from parzc.predictors.targets import TARGETS
 from parzc.predictors.torch_base import cpu_threads, seeded, signed_log
 from parzc.predictors.trees import GBDTPredictor
-from parzc.registry import Registry
 from parzc.store.matrix import FeatureMatrix
 
 # pretraining settings added after weights were first cached -> the value that behaves as
@@ -92,165 +104,6 @@ _PRETRAIN_SETTINGS_ADDED = {
 # them (`FusionPredictor.fit_settings`)
 _TREE_SETTINGS = ("tree_target", "tree_graph_features")
 _PROBE_SETTINGS = ("probe_ridge",)
-
-BRANCHES: Registry[Callable[..., nn.Module]] = Registry("branch")
-SLOT_LAYOUTS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("slot layout")
-
-SLOT_LAYOUTS.register("aligned")(lambda slots: slots)
-
-
-@SLOT_LAYOUTS.register("packed")
-def packed_slots(slots: np.ndarray) -> np.ndarray:
-    """(n, proxies, slots) with each arch's present slots moved to the front, in slot order."""
-    present = np.isfinite(slots).any(axis=1)
-    order = np.argsort(~present, axis=1, kind="stable")
-    packed = np.take_along_axis(slots, order[:, None, :], axis=2)
-    keep = np.take_along_axis(present, order, axis=1)
-    return np.where(keep[:, None, :], packed, np.nan)
-
-
-class SlotMABN(nn.Module):
-    """ParZC's MABN without its head over the flattened slot vector (values and present-mask):
-    8 tokens of width 16, `depth` mixer blocks of width `dim`; the pooled tokens are the
-    embedding."""
-
-    def __init__(self, input_dim: int, dim: int, depth: int) -> None:
-        super().__init__()
-        self.mabn = MABN(
-            input_dim,
-            embed_dim=128,
-            patch_size=16,
-            hidden_dim=dim,
-            depth=depth,
-            token_mlp_dim=32,
-            channel_mlp_dim=2 * dim,
-        )
-
-    def forward(self, values: Tensor) -> Tensor:
-        return self.mabn.embed(values)
-
-
-class AggregateMLP(nn.Module):
-    """Linear -> GELU -> Linear over the z-scored signed-log aggregates and their NaN flags."""
-
-    def __init__(self, input_dim: int, dim: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(input_dim, dim), nn.GELU(), nn.Linear(dim, dim))
-
-    def forward(self, values: Tensor) -> Tensor:
-        return self.net(values)
-
-
-BRANCHES.register("cell")(
-    lambda shapes, dim, depth, cell_attention="links", cell_flow_passes=False, **_: GraphEncoder(
-        shapes["vocabulary"],
-        shapes["nodes"],
-        dim,
-        depth,
-        attention=cell_attention,
-        flow_passes=cell_flow_passes,
-    )
-)
-BRANCHES.register("slots")(lambda shapes, dim, depth, **_: SlotMABN(shapes["slots"], dim, depth))
-BRANCHES.register("aggregates")(
-    lambda shapes, dim, depth, **_: AggregateMLP(shapes["aggregates"], dim)
-)
-
-
-class FusionNet(nn.Module):
-    """Branch embeddings concatenated -> Bayesian MLP head -> score.
-
-    With `branch_outputs` > 0 each branch also has a linear head of that many outputs on its own
-    embedding, and with `surrogate_outputs` > 0 the cell branch a linear head of that many
-    (`pretraining_outputs`): the targets it reconstructs (the flow surrogate first, hence the
-    name, then the slot statistics), used by pretraining only. `branch_options` go to every branch's
-    factory."""
-
-    def __init__(
-        self,
-        branches: list[str],
-        shapes: dict[str, int],
-        dim: int,
-        depth: int,
-        branch_outputs: int = 0,
-        surrogate_outputs: int = 0,
-        **branch_options: Any,
-    ) -> None:
-        super().__init__()
-        self.names = list(branches)
-        self.branches = nn.ModuleList(
-            BRANCHES.get(b)(shapes, dim, depth, **branch_options) for b in branches
-        )
-        self.hidden = BayesianLinear(dim * len(branches), dim)
-        self.act = nn.GELU()
-        self.out = BayesianLinear(dim, 1)
-        self.branch_heads = nn.ModuleList(
-            nn.Linear(dim, branch_outputs) for _ in branches if branch_outputs > 0
-        )
-        self.surrogate_head = nn.Linear(dim, surrogate_outputs) if surrogate_outputs else None
-
-    def _embeddings(self, inputs: dict[str, tuple[Tensor, ...]]) -> list[Tensor]:
-        return [
-            branch(*inputs[name]) for name, branch in zip(self.names, self.branches, strict=True)
-        ]
-
-    def embedding(self, inputs: dict[str, tuple[Tensor, ...]]) -> Tensor:
-        """(n, dim x branches): the branch embeddings, concatenated (what the head scores)."""
-        return torch.cat(self._embeddings(inputs), dim=1)
-
-    def _score(self, parts: list[Tensor]) -> Tensor:
-        return self.out(self.act(self.hidden(torch.cat(parts, dim=1)))).squeeze(-1)
-
-    def forward(self, inputs: dict[str, tuple[Tensor, ...]]) -> Tensor:
-        return self._score(self._embeddings(inputs))
-
-    def pretraining_outputs(self, inputs: dict[str, tuple[Tensor, ...]]) -> Tensor:
-        """(n, 1 + branches * branch_outputs + surrogate_outputs): the score, each branch
-        head's outputs, then the cell branch's reconstructions."""
-        parts = self._embeddings(inputs)
-        heads = [head(part) for head, part in zip(self.branch_heads, parts, strict=False)]
-        if self.surrogate_head is not None:
-            heads.append(self.surrogate_head(parts[self.names.index("cell")]))
-        return torch.cat([self._score(parts).unsqueeze(1), *heads], dim=1)
-
-
-def score_and_columns_loss(
-    loss_fn: Callable[[Tensor, Tensor], Tensor],
-) -> Callable[[Tensor, Tensor], Tensor]:
-    """For (n, 1 + k) outputs and targets: loss of column 0 plus the mean loss of the others."""
-
-    def loss(pred: Tensor, target: Tensor) -> Tensor:
-        total = loss_fn(pred[:, 0], target[:, 0])
-        if pred.shape[1] > 1:
-            columns = [loss_fn(pred[:, j], target[:, j]) for j in range(1, pred.shape[1])]
-            total = total + torch.stack(columns).mean()
-        return total
-
-    return loss
-
-
-def with_reconstruction(
-    loss_fn: Callable[[Tensor, Tensor], Tensor],
-    ranked: int,
-    blocks: list[tuple[int, float]],
-) -> Callable[[Tensor, Tensor], Tensor]:
-    """`loss_fn` on the first `ranked` columns plus, for each (width, weight) of `blocks` in
-    the columns after them, weight x the mean squared error over its finite targets (a
-    reconstruction target such as the flow surrogate; NaN: nothing to reconstruct)."""
-
-    def loss(pred: Tensor, target: Tensor) -> Tensor:
-        total = loss_fn(pred[:, :ranked], target[:, :ranked])
-        start = ranked
-        for width, weight in blocks:
-            block_pred, block = pred[:, start : start + width], target[:, start : start + width]
-            present = torch.isfinite(block)
-            if present.any():
-                error = nn.functional.mse_loss(block_pred[present], block[present])
-                total = total + weight * error
-            start += width
-        return total
-
-    return loss
 
 
 def _zscore_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -269,91 +122,6 @@ def _standardised(values: np.ndarray, stats: tuple[np.ndarray, np.ndarray]) -> n
     present = np.isfinite(values)
     scaled = np.where(present, (values - stats[0]) / stats[1], 0.0)
     return np.concatenate([scaled, present], axis=1).astype(np.float32)
-
-
-def _rows(inputs: dict[str, tuple[Tensor, ...]], idx: Tensor) -> dict[str, tuple[Tensor, ...]]:
-    """The rows `idx` of every branch's input tensors."""
-    return {name: tuple(t[idx] for t in parts) for name, parts in inputs.items()}
-
-
-@dataclass
-class AuxiliaryTask:
-    """A second objective kept during fine-tuning: `weight` x `loss_fn(forward(x), y)` on a
-    random minibatch of `batch_size` rows of (`inputs`, `target`) per step."""
-
-    inputs: dict[str, tuple[Tensor, ...]]
-    target: Tensor
-    forward: Callable[[dict[str, tuple[Tensor, ...]]], Tensor]
-    loss_fn: Callable[[Tensor, Tensor], Tensor]
-    weight: float
-    batch_size: int
-
-    def loss(self, gen: torch.Generator) -> Tensor:
-        n = self.target.shape[0]
-        idx = torch.randperm(n, generator=gen)[: self.batch_size].to(self.target.device)
-        return self.weight * self.loss_fn(self.forward(_rows(self.inputs, idx)), self.target[idx])
-
-
-@dataclass
-class RidgeProbe:
-    """A ridge regression on the embedding of a member before fine-tuning (`encoder`): the
-    embedding is standardised by the training rows' `mean` and `std`, and `weights` map it to
-    the training labels' ranks. It keeps what pretraining learned, which fine-tuning on a few
-    labels may overwrite (linear probing next to fine-tuning, as LP-FT argues)."""
-
-    encoder: FusionNet
-    mean: np.ndarray
-    std: np.ndarray
-    weights: np.ndarray
-
-    @classmethod
-    def fit(
-        cls,
-        encoder: FusionNet,
-        inputs: dict[str, tuple[Tensor, ...]],
-        target: np.ndarray,
-        alpha: float,
-        seed: int,
-    ) -> RidgeProbe:
-        """Fit on the training rows' prepared `inputs` and their `target` with penalty `alpha`."""
-        embedded = _embedded(encoder, inputs, seed)
-        mean, std = embedded.mean(axis=0), embedded.std(axis=0) + 1e-6
-        # centred columns: no intercept needed, and the target's mean does not move the ranking
-        ridge = Ridge(alpha=alpha, fit_intercept=False).fit((embedded - mean) / std, target)
-        return cls(encoder, mean, std, ridge.coef_)
-
-    def standardised(self, inputs: dict[str, tuple[Tensor, ...]], seed: int) -> np.ndarray:
-        """The encoder's embedding of prepared `inputs`, standardised as the probe sees it."""
-        return (_embedded(self.encoder, inputs, seed) - self.mean) / self.std
-
-    def scores(self, inputs: dict[str, tuple[Tensor, ...]], seed: int) -> np.ndarray:
-        """The probe's scores of prepared `inputs` (higher is better)."""
-        return self.standardised(inputs, seed) @ self.weights
-
-
-def _embedded(encoder: FusionNet, inputs: dict[str, tuple[Tensor, ...]], seed: int) -> np.ndarray:
-    """`encoder.embedding` of prepared `inputs`, its Bayesian weights (if any) drawn with `seed`."""
-    device = next(encoder.parameters()).device
-    with torch.no_grad(), seeded(seed, device):
-        return encoder.embedding(inputs).double().cpu().numpy()
-
-
-def _cpu_state(module: nn.Module) -> dict[str, Tensor]:
-    """A copy of `module`'s state on the CPU (what a saved fit keeps)."""
-    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-
-
-def interpolated(
-    pretrained: dict[str, Tensor], finetuned: dict[str, Tensor], share: float
-) -> dict[str, Tensor]:
-    """A member's weights `share` x pretrained + (1 - share) x fine-tuned (WiSE-FT's weight-space
-    ensemble); tensors that are not floating point (counters) are the fine-tuned ones."""
-    return {
-        name: share * pretrained[name].to(value) + (1 - share) * value
-        if value.is_floating_point()
-        else value
-        for name, value in finetuned.items()
-    }
 
 
 def _weights_by_labels(name: str, spec: float | dict[Any, Any]) -> float | dict[int, float]:
@@ -385,13 +153,6 @@ def _weight_at(spec: float | dict[int, float], labels: int) -> float:
     counts = sorted(spec)
     below = [c for c in counts if c <= labels]
     return spec[below[-1] if below else counts[0]]
-
-
-def _minibatches(n: int, batch_size: int, gen: torch.Generator) -> list[Tensor]:
-    if n <= batch_size:
-        return [torch.arange(n)]
-    perm = torch.randperm(n, generator=gen)
-    return list(perm.split(batch_size))
 
 
 @PREDICTORS.register("fusion")
@@ -769,9 +530,9 @@ class FusionPredictor(Predictor):
         model.train()
         loss = torch.zeros(())
         for epoch in range(epochs):
-            for idx in _minibatches(target.shape[0], batch_size, gen):
+            for idx in minibatches(target.shape[0], batch_size, gen):
                 idx = idx.to(target.device)
-                loss = loss_fn(forward(_rows(inputs, idx)), target[idx])
+                loss = loss_fn(forward(rows(inputs, idx)), target[idx])
                 total = loss if auxiliary is None else loss + auxiliary.loss(gen)
                 opt.zero_grad(set_to_none=True)
                 total.backward()
@@ -872,7 +633,7 @@ class FusionPredictor(Predictor):
                 if not labelled:
                     self._models.append(model)
                     continue
-                pretrained = _cpu_state(model) if share > 0 else None
+                pretrained = cpu_state(model) if share > 0 else None
                 if probing:  # on the member before fine-tuning changes it
                     encoder = copy.deepcopy(model).eval()
                     self._probes.append(
@@ -1172,9 +933,9 @@ class FusionPredictor(Predictor):
     def _get_state(self) -> dict[str, Any]:
         if not self._models:
             raise NotFittedError("fusion: nothing to save before fit()")
-        weights = [_cpu_state(m) for m in self._models]
+        weights = [cpu_state(m) for m in self._models]
         probes = [
-            {"weights": _cpu_state(p.encoder), "probe": (p.mean, p.std, p.weights)}
+            {"weights": cpu_state(p.encoder), "probe": (p.mean, p.std, p.weights)}
             for p in self._probes
         ]
         return {
