@@ -82,6 +82,8 @@ def _cmd_tell(args: argparse.Namespace) -> int:
 
 def _cmd_rank(args: argparse.Namespace) -> int:
     from parzc import stages
+    from parzc.constraints import describe, feasible_ids
+    from parzc.store.matrix import FeatureMatrix
 
     plan = _plan(args)
     layout = plan.layout
@@ -106,6 +108,11 @@ def _cmd_rank(args: argparse.Namespace) -> int:
         plan.config["device"],
     )
     ranked = pl.read_parquet(ranking).filter(~pl.col("labelled") & ~pl.col("failed"))
+    constraints = plan.constraints(args.space)
+    if constraints:
+        inside = feasible_ids(FeatureMatrix.load(matrix), constraints)
+        ranked = ranked.filter(pl.col("arch_id").is_in(sorted(inside)))
+        print(f"within the constraints: {describe(constraints)}")
     _print(ranked.head(args.top), args.format)
     return 0
 

@@ -142,6 +142,7 @@ def check_names(config: dict[str, Any]) -> None:
         if space.ground_truth:  # a user's space sizes its splits by its labels (parzc.dag)
             _check_train_sizes(space_name, entry, count if count is not None else networks)
     _check_training_features(config)
+    _check_constraints(config)
     _check_protocols(config)
     unknown = [p for p in config["rank"]["predictors"] if p not in config["train"]["predictors"]]
     if unknown:
@@ -151,14 +152,40 @@ def check_names(config: dict[str, Any]) -> None:
         )
 
 
+def _extracted_columns(config: dict[str, Any]) -> set[str]:
+    """The aggregate columns the feature sets give: per-layer sums by name, network-level
+    proxies as net:<name>."""
+    sets = config["feature_sets"].values()
+    extracted = {p for s in sets for p in s.get("layer", [])}
+    return extracted | {f"net:{p}" for s in sets for p in s.get("network", [])}
+
+
+def _check_constraints(config: dict[str, Any]) -> None:
+    """Each space's constraints bound extracted columns, each with a min not above its max."""
+    from parzc.constraints import parse_constraints
+
+    extracted = _extracted_columns(config)
+    for space_name, entry in config["spaces"].items():
+        where = f"config field spaces/{space_name}/constraints"
+        try:
+            bounds = parse_constraints(entry.get("constraints"))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        for bound in bounds:
+            if bound.column not in extracted:
+                raise ConfigError(
+                    f"{where}: {bound.column!r} is extracted by no feature set (per-layer sums "
+                    f"by name, network-level as net:<name>; extracted: "
+                    f"{', '.join(sorted(extracted))})"
+                )
+
+
 def _check_pretrain_proxies(config: dict[str, Any], predictor: Any, where: str) -> None:
     """A predictor that pretrains on proxies (fusion) needs each of them in a feature set:
     `pretrain_proxies` and every entry of `pretrain_member_proxies`."""
     if not getattr(predictor, "pretrain_epochs", 0):
         return
-    sets = config["feature_sets"].values()
-    extracted = {p for s in sets for p in s.get("layer", [])}
-    extracted |= {f"net:{p}" for s in sets for p in s.get("network", [])}
+    extracted = _extracted_columns(config)
     named = {"pretrain_proxies": getattr(predictor, "pretrain_proxies", None) or []}
     entries = getattr(predictor, "pretrain_member_proxies", None) or []
     named["pretrain_member_proxies"] = [p for entry in entries for p in entry]

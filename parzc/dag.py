@@ -11,6 +11,7 @@ from typing import Any
 
 import polars as pl
 
+from parzc.constraints import Constraints, parse_constraints
 from parzc.layout import Layout
 from parzc.search.costs import TrainingRun
 from parzc.sharding import ExtractSettings, arch_order, shard_ranges
@@ -181,6 +182,11 @@ class Plan:
 
     def predictors(self) -> dict[str, dict[str, Any]]:
         return self.config["train"]["predictors"]
+
+    def constraints(self, space: str) -> Constraints:
+        """The bounds a candidate of `space` must meet to be proposed or listed
+        (`parzc.constraints`)."""
+        return parse_constraints(self.config["spaces"][space].get("constraints"))
 
     def predictor_params(self, space: str, label: str) -> dict[str, Any]:
         """The label's params with the space's overrides applied."""
@@ -360,6 +366,7 @@ class Plan:
             zero_label=loop["zero_label"],
             ensemble=tuple(loop["ensemble"]),
             seed=loop["seed"],
+            constraints=self.constraints(loop["space"]),
         )
 
     def loop_outputs(self) -> list[str]:

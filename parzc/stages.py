@@ -170,17 +170,35 @@ def rank(
     )
 
 
-def ranking_report(rankings: Sequence[PathLike], top: int, csv: PathLike, md: PathLike) -> None:
-    """Every candidate's rank under each predictor (CSV) and the best unlabelled ones (Markdown)."""
+def ranking_report(
+    rankings: Sequence[PathLike],
+    top: int,
+    csv: PathLike,
+    md: PathLike,
+    matrix: PathLike | None = None,
+    constraints: Mapping[str, Mapping[str, float]] | None = None,
+) -> None:
+    """Every candidate's rank under each predictor (CSV) and the best unlabelled ones
+    (Markdown); with `constraints` (a space's `constraints` mapping, judged on `matrix`), the
+    best unlabelled ones within them."""
+    from parzc.constraints import describe, feasible_ids, parse_constraints
     from parzc.reports.tables import markdown_table, write_table
+    from parzc.store.matrix import FeatureMatrix
     from parzc.training.rank import ranking_table
 
-    table, best = ranking_table(list(rankings), top)
+    bounds = parse_constraints(constraints)
+    ids, within = None, ""
+    if bounds:
+        if matrix is None:
+            raise ValueError("constraints need the target's feature matrix to be judged on")
+        ids = feasible_ids(FeatureMatrix.load(matrix), bounds)
+        within = f" within the constraints ({describe(bounds)})"
+    table, best = ranking_table(list(rankings), top, ids)
     write_table(table, csv)
     write_text(
         md,
-        f"The {len(best)} best-ranked candidates without a label (rank 1 = best; mean over the "
-        "predictors' ranks, each predictor's scores averaged over its seeds):\n\n"
+        f"The {len(best)} best-ranked candidates without a label{within} (rank 1 = best; mean "
+        "over the predictors' ranks, each predictor's scores averaged over its seeds):\n\n"
         + markdown_table(best),
     )
 
@@ -222,11 +240,21 @@ def loop_train(
 
 
 def loop_summary(config: Mapping[str, Any], out: PathLike) -> None:
-    """The loop's summary: its rounds' proposals and outcomes, the best candidate told."""
+    """The loop's summary: its rounds' proposals and outcomes, the best candidate told (within
+    the space's constraints, judged on the loop's feature matrix)."""
+    from parzc.constraints import describe, feasible_ids
     from parzc.dag import Plan
     from parzc.loop.rounds import summary_markdown
+    from parzc.store.matrix import FeatureMatrix
 
-    write_text(out, summary_markdown(Plan(dict(config)).loop_state()))
+    plan = Plan(dict(config))
+    state = plan.loop_state()
+    constraints = plan.constraints(state.space)
+    ids = None
+    if constraints:
+        path = plan.layout.path("loop_features", space=state.space, dataset=state.dataset)
+        ids = feasible_ids(FeatureMatrix.load(path), constraints)
+    write_text(out, summary_markdown(state, ids, describe(constraints)))
 
 
 def evaluate(

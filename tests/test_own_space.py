@@ -23,6 +23,7 @@ from parzc.labels import LabelsError, aggregate_labels, append_labels, read_labe
 from parzc.sharding import ExtractSettings
 from parzc.spaces import InvalidArchError, get_space
 from parzc.spaces.choice import Choices
+from parzc.store.matrix import FeatureMatrix
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(EXAMPLE))
@@ -317,6 +318,29 @@ def test_new_labels_refit_and_rerank_without_re_extracting(tmp_path):
     assert ranking["score"].is_finite().all()
     table = (results / "tables/ranking/space=digits/dataset=digits/ranking.md").read_text()
     assert table.count("depth=") == 5  # the top 5 unlabelled candidates
+    # a budget on the summed params: only the table is redone, and lists only candidates within
+    matrix = FeatureMatrix.load(results / "matrices/space=digits/dataset=digits/matrix.npz")
+    params = matrix.aggregates[:, matrix.aggregate_names.index("params")]
+    limit = float(np.median(params))
+    inside = {archs[int(a)] for a in matrix.arch_ids[params <= limit]}
+    config["spaces"]["digits"]["constraints"] = {"params": {"max": limit}}
+    path.write_text(yaml.safe_dump(config))
+    assert planned_jobs(path) == ["ranking_table", "all"]
+    subprocess.run(["snakemake", "--cores", "2", "--configfile", str(path)], cwd=REPO, check=True)
+    table = (results / "tables/ranking/space=digits/dataset=digits/ranking.md").read_text()
+    listed = re.findall(r"depth=[^ |]+", table)
+    assert len(listed) == 5 and set(listed) <= inside and "within the constraints" in table
+    rank = ["parzc", "rank", "--config", str(path), "--space", "digits", "--dataset", "digits"]
+    out = subprocess.run(
+        [*rank, "--predictor", "gbdt", "--format", "csv", "--top", "30"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"within the constraints: params <= {limit:g}" in out
+    printed = set(re.findall(r"depth=[^\"]+", out))
+    assert printed and printed <= inside
     with labels.open("a") as fh:
         fh.write(f'"{archs[9]}",91.5,90,0\n')
     jobs = planned_jobs(path)
@@ -405,7 +429,11 @@ def test_ranking_table_breaks_ties_by_arch_id_and_skips_failures(tmp_path):
     table, best = ranking_table(files, top=5)
     again, _ = ranking_table(list(reversed(files)), top=5)
     assert table.equals(again)
-    assert table.columns[5:7] == ["rank_alpha", "rank_zeta"]
+    assert table.columns[5:8] == ["feasible", "rank_alpha", "rank_zeta"]
+    assert table["feasible"].all()  # no constraints: every candidate
     ties = table.filter(pl.col("arch_id").is_in([0, 3])).sort("arch_id")["rank_zeta"].to_list()
     assert ties == [3, 4]  # equal scores: the smaller arch_id ranks first
     assert best["arch_id"].to_list() == [3, 0]  # neither the labelled (2) nor the failed (1)
+    within, best = ranking_table(files, top=5, feasible_ids={0, 1, 2})
+    assert best["arch_id"].to_list() == [0]  # 3 is outside the constraints
+    assert within.filter(~pl.col("feasible"))["arch_id"].to_list() == [3]

@@ -4,8 +4,9 @@ With fewer than two labels a zero-label scorer ranks the candidates (ZERO_LABEL:
 of a proxy ensemble, or `fusion`'s model pretrained on the unlabelled pool); from two labels on,
 the loop's predictor is fitted on every label and scores every network once. An acquisition
 (`parzc.loop.acquisition`) picks among the candidates that are neither labelled, failed nor
-pending. Each proposal carries its score, uncertainty, acquisition value and the nearest
-labelled candidate with its label, so that it can be explained.
+pending and within the space's constraints (`parzc.constraints`). Each proposal carries its
+score, uncertainty, acquisition value and the nearest labelled candidate with its label, so that
+it can be explained.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from parzc.constraints import Constraints, feasible
 from parzc.loop.acquisition import ACQUISITIONS, Candidates, onehot_distances
 from parzc.registry import Registry
 from parzc.spaces import get_space
@@ -32,7 +34,8 @@ DEFAULT_ENSEMBLE = ["net:nwot", "net:jacov", "synflow", "net:params", "net:flops
 @dataclass(frozen=True)
 class LoopSettings:
     """How a round chooses: the predictor (model and params), the acquisition, the scorer
-    used before the second label, and the seed of fits and scorers."""
+    used before the second label, the seed of fits and scorers, and the bounds a proposal
+    must meet."""
 
     predictor: str
     model: str
@@ -42,6 +45,7 @@ class LoopSettings:
     zero_label: str = "ensemble"
     ensemble: tuple[str, ...] = tuple(DEFAULT_ENSEMBLE)
     seed: int = 0
+    constraints: Constraints = ()
 
 
 @ZERO_LABEL.register("ensemble")
@@ -109,7 +113,8 @@ def propose(
     pretrained: str = "",
 ) -> pl.DataFrame:
     """Up to `k` proposals among the candidates of `data` whose network is not labelled, failed
-    or in `excluded` (arch_ids of failed and pending candidates), best first.
+    or in `excluded` (arch_ids of failed and pending candidates) and that meet
+    `settings.constraints`, best first.
 
     `labels` is the aggregated labels table (`parzc.labels.aggregate_labels`); the matrix's own
     accuracies are ignored.
@@ -129,7 +134,7 @@ def propose(
         scorer = f"zero-label:{settings.zero_label}"
     taken = excluded | {int(a) for a in data.arch_ids[labelled]}
     busy = np.isin(data.network_ids, data.network_ids[np.isin(data.arch_ids, list(taken))])
-    open_rows = np.flatnonzero(~busy)
+    open_rows = np.flatnonzero(~busy & feasible(data, settings.constraints))
     onehot = data.onehot if data.onehot is not None else np.zeros((len(data), 0))
     candidates = Candidates(
         score=score[open_rows],

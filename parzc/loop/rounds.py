@@ -8,6 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
+from parzc.constraints import describe
 from parzc.loop.ask import LoopSettings, propose
 from parzc.loop.state import LoopState
 from parzc.store.matrix import FeatureMatrix
@@ -41,6 +42,13 @@ def ask_round(
     pretrained = state.layout.path("pretrained", space=state.space, dataset=data.dataset)
     if k:
         proposals = propose(data, labels, excluded, k, settings, device, pretrained)
+        if proposals.is_empty():
+            log.warning(
+                "round %d: no candidate left to propose: every one is labelled, failed, "
+                "pending or outside the constraints (%s)",
+                round_,
+                describe(settings.constraints) or "none",
+            )
     else:
         proposals = propose(data, labels, excluded, 0, settings, device, pretrained).head(0)
         log.info(
@@ -54,8 +62,11 @@ def ask_round(
     return proposals
 
 
-def summary_markdown(state: LoopState) -> str:
-    """Every round's proposals with their outcome, and the best labelled candidate so far."""
+def summary_markdown(
+    state: LoopState, feasible_ids: set[int] | None = None, constraints: str = ""
+) -> str:
+    """Every round's proposals with their outcome, and the best labelled candidate so far;
+    with `feasible_ids` (the candidates within `constraints`), the best among those."""
     from parzc.reports.tables import markdown_table
 
     labels = state.labels()
@@ -65,18 +76,25 @@ def summary_markdown(state: LoopState) -> str:
         f"{len(labels)} candidates told ({int(labels['n_failed'].gt(0).sum())} failed), "
         f"labels file {state.labels_path}."
     )
-    best = labels.filter(pl.col("val_acc").is_not_null()).sort("val_acc", descending=True)
+    within = " within the constraints" if feasible_ids is not None else ""
+    if feasible_ids is not None:
+        lines += ["", f"Constraints: {constraints}. Proposals and picks meet them."]
+    best = _told(labels, feasible_ids).sort("val_acc", descending=True)
     if len(best):
         top = best.row(0, named=True)
-        lines += ["", f"Best by validation accuracy: `{top['arch']}` ({top['val_acc']:.2f})."]
-    picks = pick_by_round(state, labels, proposals)
+        lines += [
+            "",
+            f"Best by validation accuracy{within}: `{top['arch']}` ({top['val_acc']:.2f}).",
+        ]
+    picks = pick_by_round(state, labels, proposals, feasible_ids)
     if len(picks):
         lines += [
             "",
             "## The pick after each round",
             "",
-            "The told candidate with the best validation accuracy, and its test accuracy "
-            "(the benchmark's ground truth where the space has one, else the labels file's).",
+            f"The told candidate{within} with the best validation accuracy, and its test "
+            "accuracy (the benchmark's ground truth where the space has one, else the labels "
+            "file's).",
             "",
             markdown_table(picks, digits=2),
         ]
@@ -100,12 +118,26 @@ def summary_markdown(state: LoopState) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pick_by_round(state: LoopState, labels: pl.DataFrame, proposals: pl.DataFrame) -> pl.DataFrame:
+def _told(labels: pl.DataFrame, feasible_ids: set[int] | None) -> pl.DataFrame:
+    """The labelled candidates, only those among `feasible_ids` when given."""
+    told = labels.filter(pl.col("val_acc").is_not_null())
+    if feasible_ids is None:
+        return told
+    return told.filter(pl.col("arch_id").is_in(sorted(feasible_ids)))
+
+
+def pick_by_round(
+    state: LoopState,
+    labels: pl.DataFrame,
+    proposals: pl.DataFrame,
+    feasible_ids: set[int] | None = None,
+) -> pl.DataFrame:
     """Per round: labels told by then (labels from before the loop included) and the honest
-    pick among them: the best validation accuracy, reported with its test accuracy."""
+    pick among them (among `feasible_ids` when given): the best validation accuracy, reported
+    with its test accuracy."""
     if proposals.is_empty():
         return pl.DataFrame()
-    told = labels.filter(pl.col("val_acc").is_not_null())
+    told = _told(labels, feasible_ids)
     truth = state.search_space.accuracy_table() if state.search_space.ground_truth else told
     test = dict(
         truth.filter(pl.col("dataset") == state.dataset).select("arch_id", "test_acc").iter_rows()

@@ -141,10 +141,13 @@ def rank_candidates(
     return report
 
 
-def ranking_table(files: Sequence[str | Path], top: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(every candidate, the `top` neither labelled nor failed): each predictor's score
-    averaged over its seeds and turned into a rank (1 = best; ties broken by arch_id);
-    candidates ordered by their mean rank, predictors' columns by name."""
+def ranking_table(
+    files: Sequence[str | Path], top: int, feasible_ids: set[int] | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(every candidate, the `top` neither labelled nor failed and among `feasible_ids` when
+    given): each predictor's score averaged over its seeds and turned into a rank (1 = best;
+    ties broken by arch_id); candidates ordered by their mean rank, predictors' columns by
+    name. The full table marks each candidate `feasible` (every one without `feasible_ids`)."""
     frames = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
     if "failed" not in frames.columns:
         frames = frames.with_columns(pl.lit(False).alias("failed"))
@@ -164,12 +167,16 @@ def ranking_table(files: Sequence[str | Path], top: int) -> tuple[pl.DataFrame, 
         on="predictor", index="arch_id", values="rank", sort_columns=True
     ).rename(lambda c: c if c == "arch_id" else f"rank_{c}")
     ranks = [c for c in wide.columns if c.startswith("rank_")]
+    feasible = (
+        pl.lit(True) if feasible_ids is None else pl.col("arch_id").is_in(sorted(feasible_ids))
+    )
     table = (
         per_predictor.select("arch_id", "arch", "labelled", "failed", "val_acc")
         .unique("arch_id")
+        .with_columns(feasible.alias("feasible"))
         .join(wide, on="arch_id")
         .with_columns(pl.mean_horizontal(ranks).alias("mean_rank"))
         .sort(["mean_rank", "arch_id"])
     )
-    open_ = table.filter(~pl.col("labelled") & ~pl.col("failed")).head(top)
-    return table, open_.drop("labelled", "failed", "val_acc")
+    open_ = table.filter(~pl.col("labelled") & ~pl.col("failed") & pl.col("feasible")).head(top)
+    return table, open_.drop("labelled", "failed", "val_acc", "feasible")

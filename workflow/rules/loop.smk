@@ -68,7 +68,8 @@ rule loop_train:
 
 rule loop_summary:
     input:
-        last_round,
+        rounds=last_round,
+        features=rules.loop_features.output[0],
     output:
         report(
             LAYOUT.pattern("loop_summary"),

@@ -24,7 +24,8 @@ rule rank_candidates:
 
 rule ranking_table:
     input:
-        lambda wc: PLAN.rank_inputs(wc.space, wc.dataset),
+        rankings=lambda wc: PLAN.rank_inputs(wc.space, wc.dataset),
+        matrix=rules.assemble_matrix.output[0],
     output:
         csv=LAYOUT.pattern("ranking_csv"),
         md=report(
@@ -44,5 +45,6 @@ rule ranking_table:
         runtime=lambda wc, attempt: 5 * attempt,
     params:
         top=config["rank"]["top"],
+        constraints=lambda wc: config["spaces"][wc.space].get("constraints", {}),
     script:
         "../scripts/ranking_table.py"

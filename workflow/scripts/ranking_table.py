@@ -4,5 +4,5 @@ from parzc import stages
 from parzc.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-out = snakemake.output
-stages.ranking_report(snakemake.input, snakemake.params.top, out.csv, out.md)
+inp, p, out = snakemake.input, snakemake.params, snakemake.output
+stages.ranking_report(inp.rankings, p.top, out.csv, out.md, inp.matrix, p.constraints)
