@@ -24,6 +24,11 @@ accuracy at 20 / 50 / 100 labels (`--at`), mean ± std over the seeds (default 0
 - proxy_evolution: evolution whose initial population is the best networks of one zero-cost
   proxy (`--proxy`, default net:nwot).
 
+`--constraints` (JSON, a space's `constraints` mapping, e.g. '{"net:flops": {"max": 100}}')
+searches only the cells within the bounds: every method sees that subset alone, as its
+candidates, its neighbours and the loop predictor's pool, and the reference picks are the
+subset's.
+
 The feature matrix of each target is assembled once from `--results` with the config's
 train/features and cached as benchmarks/out/loop_matrix_<space>_<dataset>.npz; fusion's
 pretrained weights are cached under benchmarks/out/loop_pretrained (one pretraining per seed,
@@ -49,6 +54,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from parzc.config import load
+from parzc.constraints import describe, feasible, parse_constraints
 from parzc.dag import Plan
 from parzc.loop.ask import DEFAULT_ENSEMBLE
 from parzc.loop.simulate import METHODS, ground_truth, simulate
@@ -253,6 +259,7 @@ def main() -> None:
     )
     parser.add_argument("--fresh", action="store_true", help="ignore the runs already made")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--constraints", default="{}", help="JSON: column -> {min, max}")
     args = parser.parse_args()
     started = time.perf_counter()
 
@@ -260,6 +267,7 @@ def main() -> None:
     threadpool_limits(args.threads)
     torch.set_num_threads(args.threads)
     params = method_params(args, config)
+    bounds = parse_constraints(json.loads(args.constraints))
     runs_path = args.out / f"{args.name}_runs.csv"
     done = pl.read_csv(runs_path) if runs_path.exists() and not args.fresh else None
     frames = [done] if done is not None else []
@@ -268,6 +276,9 @@ def main() -> None:
     for target in args.targets:
         space, dataset = target.split(":")
         matrix = target_matrix(args.results, config, space, dataset, args.out)
+        if bounds:
+            matrix = matrix.subset(np.flatnonzero(feasible(matrix, bounds)))
+            print(f"{target}: {len(matrix)} cells within {describe(bounds)}", flush=True)
         val, test = ground_truth(matrix)
         references[space, dataset] = (float(test[np.argmax(val)]), float(test.max()))
         for method in args.methods:
@@ -308,6 +319,8 @@ def main() -> None:
     table.write_csv(args.out / f"{args.name}.csv")
     text = markdown(table, args.at, references)
     settings = f"parzc settings: `{json.dumps(params['parzc'])}`\n\n"
+    if bounds:
+        settings += f"Only the cells within {describe(bounds)}.\n\n"
     (args.out / f"{args.name}.md").write_text(settings + text)
     plot(runs, args.out / f"{args.name}.png")
     print("\n" + text)
