@@ -159,6 +159,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
+    from parzc.constraints import describe
     from parzc.loop import Loop
 
     loop = Loop(_plan(args))
@@ -169,9 +170,11 @@ def _cmd_ask(args: argparse.Namespace) -> int:
             _print(pending.select("round", "arch_id", "arch", "score", "scorer"), args.format)
         return 0
     proposals = loop.ask(args.k)
+    constraints = describe(loop.plan.loop_settings().constraints)
+    within = f" within the constraints ({constraints})" if constraints else ""
     print(
-        f"round {loop.last_round}: {len(proposals)} proposal(s); train them, then `parzc tell` "
-        f"(labels: {loop.state.labels_path})"
+        f"round {loop.last_round}: {len(proposals)} proposal(s){within}; train them, then "
+        f"`parzc tell` (labels: {loop.state.labels_path})"
     )
     _print(proposals.drop("network_id"), args.format)
     return 0

@@ -3,12 +3,15 @@ store, and the loop's proposals and pick, the ranking table and `parzc rank` tha
 
 from __future__ import annotations
 
+import io
 import shutil
+import subprocess
 from dataclasses import replace
 
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 from conftest import LAYER, NETWORK, digits_config
 
 from parzc import stages
@@ -158,3 +161,19 @@ def test_the_ranking_table_lists_only_candidates_within_the_constraints(nb201_lo
     assert pl.read_csv(csv)["feasible"].all() and len(md.read_text().splitlines()) == 4 + 8
     with pytest.raises(ValueError, match="need the target's feature matrix"):
         stages.ranking_report([ranking], 20, csv, md, None, constraints)
+
+
+def test_parzc_ask_says_which_constraints_its_proposals_meet(nb201_loop, tmp_path):
+    config, inside = nb201_loop
+    path = tmp_path / "loop.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = subprocess.run(
+        ["parzc", "ask", "--config", str(path), "--format", "csv"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    limit = config["spaces"]["nb201"]["constraints"]["net:params"]["max"]
+    assert f"round 1: 3 proposal(s) within the constraints (net:params <= {limit:g})" in out
+    proposed = pl.read_csv(io.StringIO(out.split("\n", 1)[1]))["arch_id"].to_list()
+    assert len(proposed) == 3 and set(proposed) <= set(inside.tolist())
