@@ -86,5 +86,8 @@ rule loop_summary:
     resources:
         mem_mb=lambda wc, attempt: 1000 * attempt,
         runtime=lambda wc, attempt: 5 * attempt,
+    params:
+        # read from the config by the script; named here so that a change redoes the summary
+        constraints=lambda wc: config["spaces"][wc.space].get("constraints", {}),
     script:
         "../scripts/loop_summary.py"
