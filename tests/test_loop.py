@@ -5,6 +5,7 @@ survives a kill in the middle of a round."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -263,3 +264,12 @@ def test_loop_dag_survives_a_kill_mid_round(tmp_path):
     assert "6 candidates told" in summary
     assert sum(line.startswith("| 3 | depth=") for line in summary.splitlines()) == 2
     assert "## The pick after each round" in summary
+    # a budget set afterwards redoes the summary alone: no round is asked or trained again
+    config = yaml.safe_load(path.read_text())
+    config["spaces"]["digits"]["constraints"] = {"params": {"max": 1e9}}
+    path.write_text(yaml.safe_dump(config))
+    dry = subprocess.run(
+        [*command, "-n"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout
+    planned = set(re.findall(r"^rule (\w+):", dry, flags=re.M))
+    assert "loop_summary" in planned and not planned & {"loop_round", "loop_train"}
