@@ -1,5 +1,6 @@
 """Constraints on the candidates: bounds and their errors, which candidates meet them on a real
-store, and the loop's proposals and pick, the ranking table and `parzc rank` that keep to them."""
+store, and the loop's proposals and pick, its summary, the ranking report and `parzc ask` that
+keep to them (the pipeline's ranking table and `parzc rank`: tests/test_own_space.py)."""
 
 from __future__ import annotations
 
