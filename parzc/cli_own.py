@@ -170,7 +170,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
             _print(pending.select("round", "arch_id", "arch", "score", "scorer"), args.format)
         return 0
     proposals = loop.ask(args.k)
-    constraints = describe(loop.plan.loop_settings().constraints)
+    constraints = describe(loop.plan.constraints(loop.state.space))
     within = f" within the constraints ({constraints})" if constraints else ""
     print(
         f"round {loop.last_round}: {len(proposals)} proposal(s){within}; train them, then "
