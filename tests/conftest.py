@@ -3,6 +3,8 @@ reference values from a full Hessian."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,8 @@ from parzc.layout import Layout
 from parzc.sharding import ExtractSettings, shard_arch_ids
 
 LAYER = ("grad_norm", "snip", "synflow", "params")
-DIGITS_EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits"
+REPO = Path(__file__).resolve().parent.parent
+DIGITS_EXAMPLE = REPO / "examples" / "digits"
 NETWORK = ("nwot", "params")
 ARCH_SEED = 0
 SHARDS = ((0, 3), (4, 7))
@@ -124,3 +127,15 @@ def digits_config(tmp_path: Path, count: int | None = 24, **space) -> dict:
         },
         "rank": {"predictors": ["gbdt"], "top": 5},
     }
+
+
+def planned_jobs(config_path: Path) -> list[str]:
+    """The rules of the jobs `snakemake -n` would run for a config, in its printed order."""
+    out = subprocess.run(
+        ["snakemake", "-n", "--cores", "1", "--configfile", str(config_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return re.findall(r"^rule (\w+):", out, flags=re.M)

@@ -5,7 +5,6 @@ survives a kill in the middle of a round."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
-from conftest import digits_config
+from conftest import digits_config, planned_jobs
 
 from parzc.config import ConfigError, validate
 from parzc.loop import Loop
@@ -268,8 +267,5 @@ def test_loop_dag_survives_a_kill_mid_round(tmp_path):
     config = yaml.safe_load(path.read_text())
     config["spaces"]["digits"]["constraints"] = {"params": {"max": 1e9}}
     path.write_text(yaml.safe_dump(config))
-    dry = subprocess.run(
-        [*command, "-n"], cwd=REPO, check=True, capture_output=True, text=True
-    ).stdout
-    planned = set(re.findall(r"^rule (\w+):", dry, flags=re.M))
+    planned = set(planned_jobs(path))
     assert "loop_summary" in planned and not planned & {"loop_round", "loop_train"}

@@ -16,6 +16,7 @@ import torch
 import yaml
 from conftest import DIGITS_EXAMPLE as EXAMPLE
 from conftest import digits_config as own_config
+from conftest import planned_jobs
 
 from parzc.config import ConfigError, load, validate
 from parzc.dag import Plan
@@ -276,17 +277,6 @@ def test_input_settings_enter_the_digest_and_benchmark_digests_stay(tmp_path):
 
 
 # -- the DAG ---------------------------------------------------------------------------------
-
-
-def planned_jobs(config_path: Path) -> list[str]:
-    out = subprocess.run(
-        ["snakemake", "-n", "--cores", "1", "--configfile", str(config_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return re.findall(r"^rule (\w+):", out, flags=re.M)
 
 
 def test_new_labels_refit_and_rerank_without_re_extracting(tmp_path):
