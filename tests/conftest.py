@@ -129,13 +129,17 @@ def digits_config(tmp_path: Path, count: int | None = 24, **space) -> dict:
     }
 
 
-def planned_jobs(config_path: Path) -> list[str]:
-    """The rules of the jobs `snakemake -n` would run for a config, in its printed order."""
-    out = subprocess.run(
+def dry_run(config_path: Path) -> str:
+    """What `snakemake -n` prints for a config, from the repository root."""
+    return subprocess.run(
         ["snakemake", "-n", "--cores", "1", "--configfile", str(config_path)],
         cwd=REPO,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    return re.findall(r"^rule (\w+):", out, flags=re.M)
+
+
+def planned_jobs(config_path: Path) -> list[str]:
+    """The rules of the jobs `snakemake -n` would run for a config, in its printed order."""
+    return re.findall(r"^rule (\w+):", dry_run(config_path), flags=re.M)

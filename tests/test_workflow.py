@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from conftest import LAYER, NETWORK, SHARDS
+from conftest import LAYER, NETWORK, SHARDS, dry_run
 
 from parzc.config import load
 from parzc.dag import Plan
@@ -39,17 +39,10 @@ def write_config(path: Path, results: Path, count: int, extra_set: bool = False)
 
 def planned_extractions(config: Path) -> list[tuple[str, str]]:
     """(feature set, range) of every extract_shard job a dry run would execute."""
-    out = subprocess.run(
-        ["snakemake", "-n", "--cores", "1", "--configfile", str(config)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
     return re.findall(
         r"wildcards: space=nb201, dataset=cifar10, feature_set=(\w+), start=(\d+), "
         r"end=\d+",
-        out,
+        dry_run(config),
     )
 
 
